@@ -112,9 +112,7 @@ class Order(_Event):
     amount: float | None = None
 
 
-CustomerEvent = Annotated[
-    PageView | Complaint | SupportCall | Order, Field(discriminator="type")
-]
+CustomerEvent = Annotated[PageView | Complaint | SupportCall | Order, Field(discriminator="type")]
 
 
 class EnrichedEvent(BaseModel):

@@ -47,7 +47,8 @@ class EventProducer:
             "bootstrap.servers": bootstrap_servers(broker),
             "enable.idempotence": True,
             "linger.ms": 5,
-            "compression.type": "lz4",
+            # Same key-to-partition mapping as the Java client and Faust (aiokafka).
+            "partitioner": "murmur2_random",
         }
         settings.update(config or {})
         self._producer = Producer(settings)

@@ -1,0 +1,5 @@
+"""Faust agents: enrichment, page-view counting and prediction (found by autodiscovery)."""
+
+from streamer.agents import counter, enrichment, prediction
+
+__all__ = ["counter", "enrichment", "prediction"]

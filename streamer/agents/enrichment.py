@@ -1,0 +1,95 @@
+"""Enrichment agent: validate raw events, count them once in the profile, republish enriched.
+
+Per micro-batch: one Lua call updates every profile counter and dedup mark and returns
+the updated profiles; first-seen events go to `customer-events-enriched`, duplicates are
+counted and dropped, invalid events go to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import orjson
+from faust.types import EventT, StreamT
+
+from models.features import is_cancel_page
+from streamer import metrics
+from streamer.agents.batching import micro_batches
+from streamer.app import app
+from streamer.channels import customer_events, enriched_events
+from streamer.deadletter import send_dead_letter
+from streamer.profiles import COUNTER_FIELD, EventUpdate
+from streamer.runtime import runtime
+from topics.codec import InvalidEvent, decode_event
+from topics.events import CustomerEvent, EventType, utc_now_ms
+
+STAGE: Final = "enrichment"
+
+
+@app.agent(customer_events, name="enrich")
+async def enrich(stream: StreamT[bytes]) -> None:
+    """Consume `customer-events` in micro-batches."""
+    await runtime.wait_started()
+    async for batch in micro_batches(stream):
+        await enrich_batch(batch)
+
+
+async def enrich_batch(batch: Sequence[EventT]) -> None:
+    """Validate, count once, join and republish one micro-batch (order kept per customer)."""
+    started = time.perf_counter()
+    valid: list[tuple[EventT, CustomerEvent]] = []
+    for event in batch:
+        try:
+            valid.append((event, validate(event)))
+        except InvalidEvent as invalid:
+            await send_dead_letter(event, invalid.reason, "InvalidEvent", "validation")
+    updates = [
+        EventUpdate(
+            event_id=parsed.event_id,
+            customer_id=parsed.customer_id,
+            counter=COUNTER_FIELD[parsed.type],
+            cancel_page=parsed.type == EventType.PAGE_VIEW and is_cancel_page(parsed.page),
+            ts=parsed.ts,
+        )
+        for _, parsed in valid
+    ]
+    profiles = await runtime.call_store(lambda: runtime.profiles.apply_events(updates))
+    enriched_at = utc_now_ms()
+    duplicates = 0
+    for (event, parsed), profile in zip(valid, profiles, strict=True):
+        if profile is None:
+            duplicates += 1
+            continue
+        value = orjson.dumps(
+            {
+                "event": parsed.model_dump(mode="json"),
+                "profile": profile,
+                "enriched_at": enriched_at,
+            }
+        )
+        await enriched_events.send(
+            key=event.message.key or parsed.customer_id.encode(), value=value
+        )
+    metrics.EVENTS.labels(STAGE, "enriched").inc(len(valid) - duplicates)
+    metrics.EVENTS.labels(STAGE, "duplicate").inc(duplicates)
+    metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
+    metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+def validate(event: EventT) -> CustomerEvent:
+    """Decode one raw message; the key, when present, must be the event's customer_id."""
+    parsed = decode_event(event.value)
+    key = event.message.key
+    if key is not None:
+        try:
+            key_text = bytes(key).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidEvent("message key is not valid UTF-8") from None
+        if key_text != parsed.customer_id:
+            raise InvalidEvent(
+                f"message key {key_text[:64]!r} does not match customer_id "
+                f"{parsed.customer_id[:64]!r}"
+            )
+    return parsed

@@ -1,0 +1,39 @@
+"""The Faust application: `faust -A streamer.app worker -l info`.
+
+Importing this module reads settings from the environment and opens nothing: Redis, the
+model and every connection are opened by `streamer.runtime.Runtime` when the worker starts.
+Agents, tables and web views live in their own modules, found by autodiscovery.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from streamer.settings import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.group_id,
+    broker=settings.kafka_broker,
+    store="memory://",
+    autodiscover=["streamer.agents", "streamer.web"],
+    origin="streamer",
+    topic_partitions=settings.topic_partitions,
+    topic_allow_declare=True,
+    key_serializer="raw",
+    value_serializer="raw",
+    datadir=str(settings.data_dir),
+    # Tansu (and a fresh Apache Kafka group) holds a join open for the whole rebalance
+    # timeout; Faust's 60 s defaults would make every start and failover that slow.
+    broker_session_timeout=settings.broker_session_timeout_s,
+    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+    producer_linger=0.005,
+    web_enabled=True,
+)
+
+
+def main() -> None:
+    """Console entry point equivalent to `faust -A streamer.app`."""
+    app.main()

@@ -1,0 +1,56 @@
+"""`streamer`: the command line. Bad input gets one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from streamer.commands.dev import dev
+from streamer.commands.profiles import profiles
+from streamer.commands.topics import topics
+from streamer.commands.traffic import produce
+from streamer.commands.worker import worker
+
+
+class OneLineErrors(click.Group):
+    """A click group that reports usage and runtime errors as a single line."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("streamer: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"streamer: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Streaming churn prediction: Faust agents over Kafka, profiles in Redis."""
+
+
+for command in (dev, worker, topics, profiles, produce):
+    cli.add_command(command)
+
+
+def _add_optional_commands() -> None:
+    from streamer.commands.demo import demo
+    from streamer.commands.models import models
+    from streamer.commands.train import train
+
+    for command in (demo, models, train):
+        cli.add_command(command)
+
+
+_add_optional_commands()
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli()

@@ -1,0 +1,194 @@
+"""`streamer demo`: the whole pipeline on the embedded stack, with generated traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+import click
+import orjson
+from models.train import train_and_register
+
+from models.registry import ModelRegistry
+from models.synthetic import generate_customers
+from streamer.commands.dev import write_stack_env
+from streamer.commands.topics import create_topics
+from streamer.devstack import EmbeddedStack, StackError, free_port
+from streamer.profiles import RedisProfileStore
+from streamer.settings import STACK_ENV_FILE
+from streamer.traffic import default_generator, run_traffic
+from topics.producer import EventProducer
+
+READY_TIMEOUT_S = 120.0
+DEMO_DIR = Path(".streamer")
+
+
+def wait_until_ready(base_url: str, worker: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll /ready until 200; fail with the worker log's tail if it dies or times out."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise click.ClickException("worker exited during start:\n" + "\n".join(tail))
+        try:
+            with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise click.ClickException(f"worker not ready after {READY_TIMEOUT_S:.0f}s; see {log}")
+
+
+def fetch_summary(base_url: str) -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/summary", timeout=2) as response:
+            summary: dict[str, object] = orjson.loads(response.read())
+            return summary
+    except OSError:
+        return {}
+
+
+@click.command()
+@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="events per second",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="stop after this many seconds (default: until Ctrl-C)",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=6066,
+    show_default=True,
+    help="the worker's web port (0 picks a free one)",
+)
+def demo(customers: int, rate: float, duration: float | None, web_port: int) -> None:
+    """Start broker, Redis, a model, profiles, a worker and traffic; print where to look."""
+    registry_root = Path(os.environ.get("MODEL_REGISTRY", "./model-registry"))
+    stack = EmbeddedStack(workdir=DEMO_DIR / "stack")
+    try:
+        stack.start()
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    worker: subprocess.Popen[bytes] | None = None
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        write_stack_env(stack)
+        click.echo(f"KAFKA_BROKER={stack.kafka_broker}")
+        click.echo(f"REDIS_URL={stack.redis_url}")
+        create_topics(stack.kafka_broker, "", 4)
+
+        registry = ModelRegistry(registry_root)
+        if registry.serving_version() is None:
+            click.echo("no model yet: training one on synthetic customers ...")
+            metadata = train_and_register(registry, n_customers=20_000)
+            click.echo(
+                f"registered model {metadata.version} "
+                f"(holdout ROC AUC {metadata.metrics.roc_auc:.3f})"
+            )
+        click.echo(f"serving model {registry.serving_version()} from {registry_root}")
+
+        people = generate_customers(customers, seed=7)
+        loaded = asyncio.run(_load_profiles(stack.redis_url, people))
+        click.echo(f"loaded {loaded:,} customer profiles")
+
+        port = web_port or free_port()
+        log = DEMO_DIR / "worker.log"
+        env = {
+            **os.environ,
+            "KAFKA_BROKER": stack.kafka_broker,
+            "REDIS_URL": stack.redis_url,
+            "MODEL_REGISTRY": str(registry_root),
+        }
+        with log.open("wb") as log_file:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "faust",
+                    "-A",
+                    "streamer.app",
+                    "worker",
+                    "-l",
+                    "info",
+                    "--web-port",
+                    str(port),
+                    "--web-host",
+                    "127.0.0.1",
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        base = f"http://127.0.0.1:{port}"
+        click.echo(f"starting a worker (log: {log}) ...")
+        wait_until_ready(base, worker, log)
+        click.echo("")
+        click.echo(f"  dashboard   {base}/dashboard")
+        click.echo(f"  page views  {base}/api/page-views")
+        click.echo(f"  a profile   {base}/api/profiles/c-1")
+        click.echo(f"  metrics     {base}/metrics")
+        click.echo("")
+        click.echo(f"sending ~{rate:,.0f} events/s for {customers:,} customers; Ctrl-C stops")
+
+        def progress(sent: int, seconds: float) -> None:
+            summary = fetch_summary(base)
+            counters = summary.get("counters", {})
+            assert isinstance(counters, dict)
+            click.echo(
+                f"\r  sent {sent:>9,}  scored {counters.get('predictions', 0):>9,}  "
+                f"dead letters {counters.get('dead_letters', 0):>5,}  "
+                f"model {summary.get('model_version')}  ({sent / seconds:,.0f} events/s)",
+                nl=not sys.stdout.isatty(),
+            )
+
+        producer = EventProducer(stack.kafka_broker)
+        report = run_traffic(
+            producer,
+            default_generator(customers, seed=None),
+            rate=rate,
+            duration_s=duration,
+            should_stop=stopping.is_set,
+            on_progress=progress,
+        )
+        click.echo(f"\nsent {report.sent:,} events at {report.rate:,.0f}/s")
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        stack.stop()
+        STACK_ENV_FILE.unlink(missing_ok=True)
+
+
+async def _load_profiles(redis_url: str, people: list[dict[str, str | int | float]]) -> int:
+    store = RedisProfileStore.from_url(redis_url, dedup_window_s=60)
+    try:
+        return await store.load_profiles(people)
+    finally:
+        await store.close()

@@ -1,0 +1,57 @@
+"""`streamer profiles load FILE.csv`: load static profile attributes into Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import redis.exceptions
+
+from streamer.commands.common import load_settings
+from streamer.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
+from streamer.profiles import RedisProfileStore
+
+MAX_ERRORS_SHOWN = 20
+
+
+async def load_file(path: Path, redis_url: str) -> tuple[int, list[RowError]]:
+    """Load every good row of a profile CSV; returns (loaded, errors)."""
+    errors: list[RowError] = []
+    good: list[StaticProfile] = []
+    for item in read_profiles(path):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            good.append(item)
+    store = RedisProfileStore.from_url(redis_url, dedup_window_s=60)
+    try:
+        loaded = await store.load_profiles(profile.model_dump() for profile in good)
+    finally:
+        await store.close()
+    return loaded, errors
+
+
+@click.group()
+def profiles() -> None:
+    """Manage customer profiles."""
+
+
+@profiles.command("load")
+@click.argument("file", type=click.Path(path_type=Path))
+def load(file: Path) -> None:
+    """Load static attributes (customer_id,plan,contract,tenure_months,monthly_spend,country)."""
+    settings = load_settings()
+    try:
+        loaded, errors = asyncio.run(load_file(file, settings.redis_url))
+    except ProfileFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (redis.exceptions.ConnectionError, OSError) as exc:
+        raise click.ClickException(f"REDIS_URL {settings.redis_url} unreachable: {exc}") from None
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        click.echo(f"skipped {file}: {error}", err=True)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        click.echo(f"... and {len(errors) - MAX_ERRORS_SHOWN} more bad rows", err=True)
+    click.echo(f"loaded {loaded} profile(s) from {file}; {len(errors)} bad row(s) skipped")
+    if errors:
+        raise SystemExit(2 if loaded == 0 else 0)

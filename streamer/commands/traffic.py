@@ -1,0 +1,63 @@
+"""`streamer produce`: publish generated customer events to Kafka."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import click
+
+from streamer.commands.common import load_settings
+from streamer.traffic import default_generator, run_traffic
+from topics.producer import EventProducer
+
+
+@click.command()
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=500.0,
+    show_default=True,
+    help="events per second (0: as fast as possible)",
+)
+@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--events",
+    "total",
+    type=click.IntRange(min=1),
+    default=None,
+    help="stop after this many events",
+)
+@click.option("--duration", type=click.FloatRange(min=0), default=None, help="stop after seconds")
+@click.option("--seed", type=int, default=None, help="fixed seed for reproducible traffic")
+def produce(
+    rate: float, customers: int, total: int | None, duration: float | None, seed: int | None
+) -> None:
+    """Publish generated events for customers c-0 ... c-N-1 until stopped."""
+    settings = load_settings()
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    producer = EventProducer(settings.kafka_broker, topic_prefix=settings.topic_prefix)
+    report = run_traffic(
+        producer,
+        default_generator(customers, seed),
+        rate=rate,
+        total=total,
+        duration_s=duration,
+        should_stop=lambda: stopping,
+        on_progress=lambda sent, secs: click.echo(f"sent {sent:,} events ({sent / secs:,.0f}/s)"),
+    )
+    click.echo(
+        f"sent {report.sent:,} events in {report.seconds:.1f}s ({report.rate:,.0f}/s); "
+        f"delivered {report.delivered:,}, failed {report.failed:,}"
+    )
+    if report.failed:
+        raise click.ClickException(
+            f"{report.failed} deliveries failed: {producer.stats.last_error}"
+        )

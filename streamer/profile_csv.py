@@ -1,0 +1,75 @@
+"""Reading static profile attributes from CSV, row by row, with line-numbered errors."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROFILE_COLUMNS = ("customer_id", "plan", "contract", "tenure_months", "monthly_spend", "country")
+
+
+class StaticProfile(BaseModel):
+    """Static attributes of one customer, as loaded from a profile file."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    customer_id: str = Field(min_length=1, max_length=256)
+    plan: Literal["basic", "standard", "premium"] = "standard"
+    contract: Literal["monthly", "annual"] = "monthly"
+    tenure_months: int = Field(0, ge=0, le=1200)
+    monthly_spend: float = Field(0.0, ge=0)
+    country: str = Field("", max_length=2)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that could not be loaded."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class ProfileFileError(ValueError):
+    """The file as a whole cannot be read (missing, not CSV, no customer_id column)."""
+
+
+def read_profiles(path: Path) -> Iterator[StaticProfile | RowError]:
+    """Yield each row as a `StaticProfile`, or a `RowError` naming its line and field."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ProfileFileError(f"cannot open {path}: {exc.strerror or exc}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ProfileFileError(f"{path} is not a UTF-8 CSV file: {exc}") from None
+        if not header or "customer_id" not in header:
+            raise ProfileFileError(f"{path}: header must include customer_id")
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error) as exc:
+                yield RowError(reader.line_num, f"unreadable row: {exc}")
+                continue
+            if None in row:
+                yield RowError(reader.line_num, "more values than header columns")
+                continue
+            values = {key: value for key, value in row.items() if value not in (None, "")}
+            try:
+                yield StaticProfile.model_validate(values)
+            except ValidationError as exc:
+                error = exc.errors(include_url=False)[0]
+                field = ".".join(str(part) for part in error["loc"])
+                yield RowError(reader.line_num, f"{field}: {error['msg']}")

@@ -1,0 +1,206 @@
+"""The profile store: Redis hashes `profile:{customer_id}`, changed in one round trip per batch.
+
+Counters and the dedup mark change together inside one Lua script, so a replayed
+`event_id` is never counted twice and a crash cannot leave a mark without its count (or
+the other way round). Scores are written only if they come from data at least as new as
+the score already stored, so a late batch cannot overwrite a newer score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from topics.events import EventType
+
+PROFILE_PREFIX = "profile:"
+DEDUP_PREFIX = "dedup:"
+
+COUNTER_FIELD: dict[str, str] = {
+    EventType.PAGE_VIEW: "page_views",
+    EventType.COMPLAINT: "complaints",
+    EventType.SUPPORT_CALL: "support_calls",
+    EventType.ORDER: "orders",
+}
+INT_FIELDS = frozenset(
+    {
+        "page_views",
+        "complaints",
+        "support_calls",
+        "orders",
+        "cancel_page_views",
+        "last_event_ts",
+        "scored_at",
+        "scored_event_ts",
+        "tenure_months",
+    }
+)
+FLOAT_FIELDS = frozenset({"churn_score", "monthly_spend"})
+
+# ARGV: ttl, then 5 per event: event_id, customer_id, counter field, cancel flag, ts.
+# Returns, per event, the profile after the event (flat HGETALL) or 0 for a duplicate.
+_APPLY_EVENTS = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for b = 2, #ARGV, 5 do
+  local key = 'profile:' .. ARGV[b + 1]
+  if redis.call('SET', 'dedup:' .. ARGV[b], ARGV[b + 1], 'NX', 'EX', ttl) then
+    redis.call('HINCRBY', key, ARGV[b + 2], 1)
+    if ARGV[b + 3] == '1' then redis.call('HINCRBY', key, 'cancel_page_views', 1) end
+    local ts = tonumber(ARGV[b + 4])
+    local last = tonumber(redis.call('HGET', key, 'last_event_ts') or '0')
+    if ts > last then redis.call('HSET', key, 'last_event_ts', ARGV[b + 4]) end
+    out[#out + 1] = redis.call('HGETALL', key)
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+# ARGV: 5 per score: customer_id, churn_score, model_version, scored_at, event_ts.
+_WRITE_SCORES = """
+local written = 0
+for b = 1, #ARGV, 5 do
+  local key = 'profile:' .. ARGV[b]
+  local newest = tonumber(redis.call('HGET', key, 'scored_event_ts') or '0')
+  if tonumber(ARGV[b + 4]) >= newest then
+    redis.call('HSET', key, 'churn_score', ARGV[b + 1], 'model_version', ARGV[b + 2],
+               'scored_at', ARGV[b + 3], 'scored_event_ts', ARGV[b + 4])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpdate:
+    """What one valid event changes in its customer's profile."""
+
+    event_id: str
+    customer_id: str
+    counter: str
+    cancel_page: bool
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    """A churn score to store on a profile."""
+
+    customer_id: str
+    churn_score: float
+    model_version: str
+    scored_at: int
+    event_ts: int
+
+
+class ProfileStore(Protocol):
+    """What the agents and the web views need from the profile store."""
+
+    async def apply_events(self, updates: Sequence[EventUpdate]) -> list[dict[str, str] | None]:
+        """Count first-seen events; per event the updated profile, or None if a duplicate."""
+        ...
+
+    async def write_scores(self, scores: Sequence[ScoreUpdate]) -> int:
+        """Store scores not older than the stored one; returns how many were written."""
+        ...
+
+    async def get_profile(self, customer_id: str) -> dict[str, str] | None:
+        """The raw profile hash, or None if absent."""
+        ...
+
+
+class RedisProfileStore:
+    """`ProfileStore` on Redis, one Lua call per batch per stage."""
+
+    def __init__(self, client: aioredis.Redis, dedup_window_s: int) -> None:
+        self._client = client
+        self._dedup_window_s = dedup_window_s
+        self._apply = client.register_script(_APPLY_EVENTS)
+        self._scores = client.register_script(_WRITE_SCORES)
+
+    @classmethod
+    def from_url(cls, url: str, dedup_window_s: int) -> RedisProfileStore:
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        return cls(client, dedup_window_s)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    async def apply_events(self, updates: Sequence[EventUpdate]) -> list[dict[str, str] | None]:
+        if not updates:
+            return []
+        args: list[str | int] = [self._dedup_window_s]
+        for update in updates:
+            args += [
+                update.event_id,
+                update.customer_id,
+                update.counter,
+                "1" if update.cancel_page else "0",
+                update.ts,
+            ]
+        replies = await self._apply(args=args)
+        return [_pairs_to_dict(reply) if reply else None for reply in replies]
+
+    async def write_scores(self, scores: Sequence[ScoreUpdate]) -> int:
+        if not scores:
+            return 0
+        args: list[str | int | float] = []
+        for score in scores:
+            args += [
+                score.customer_id,
+                repr(score.churn_score),
+                score.model_version,
+                score.scored_at,
+                score.event_ts,
+            ]
+        return int(await self._scores(args=args))
+
+    async def get_profile(self, customer_id: str) -> dict[str, str] | None:
+        profile = await self._client.hgetall(PROFILE_PREFIX + customer_id)
+        return {str(k): str(v) for k, v in profile.items()} or None
+
+    async def load_profiles(self, rows: Iterable[Mapping[str, object]], chunk: int = 1000) -> int:
+        """Write static attributes (everything but customer_id) of many profiles."""
+        loaded = 0
+        pipe = self._client.pipeline(transaction=False)
+        for row in rows:
+            fields: dict[str | bytes | bytearray | memoryview | int | float, str] = {
+                k: str(v) for k, v in row.items() if k != "customer_id" and v is not None
+            }
+            pipe.hset(PROFILE_PREFIX + str(row["customer_id"]), mapping=fields)
+            loaded += 1
+            if loaded % chunk == 0:
+                await pipe.execute()
+        await pipe.execute()
+        return loaded
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _pairs_to_dict(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def typed_profile(raw: Mapping[str, str]) -> dict[str, str | int | float]:
+    """A stored profile with its numeric fields as numbers (for JSON answers)."""
+    typed: dict[str, str | int | float] = {}
+    for key, value in raw.items():
+        try:
+            if key in INT_FIELDS:
+                typed[key] = int(float(value))
+                continue
+            if key in FLOAT_FIELDS:
+                typed[key] = float(value)
+                continue
+        except ValueError:
+            pass
+        typed[key] = value
+    return typed

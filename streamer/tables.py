@@ -1,0 +1,52 @@
+"""Faust tables of page views.
+
+Per-page counts are keyed `"{partition}:{page}"`: each entry then belongs to exactly one
+partition of `customer-events-enriched`, the one whose changelog holds it, and no
+repartition topic is needed (a `group_by(page)` would add a full topic round trip per
+event). A page's count is the sum over partitions; `streamer.web` sums across workers.
+"""
+
+from __future__ import annotations
+
+import faust
+from faust.types import TableT
+
+from streamer.app import app, settings
+
+# The app's default serializer is raw bytes (for topics); table keys and counts are JSON.
+JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
+
+page_views_total: TableT[str, int] = app.Table(
+    "page-views-total",
+    default=int,
+    partitions=settings.topic_partitions,
+    schema=JSON_SCHEMA,
+    help="Page views per partition and page, all time",
+)
+
+page_views_windowed = app.Table(
+    "page-views-windowed",
+    default=int,
+    partitions=settings.topic_partitions,
+    schema=JSON_SCHEMA,
+    help="Page views per partition and page, in tumbling windows",
+).tumbling(settings.page_window_s, expires=settings.page_window_expires_s)
+
+customer_page_views: TableT[str, int] = app.Table(
+    "customer-page-views",
+    default=int,
+    partitions=settings.topic_partitions,
+    schema=JSON_SCHEMA,
+    help="Page views per customer",
+)
+
+
+def page_key(partition: int, page: str) -> str:
+    """Table key of a page's count on one partition."""
+    return f"{partition}:{page}"
+
+
+def split_page_key(key: str) -> tuple[int, str]:
+    """(partition, page) of a table key."""
+    partition, _, page = key.partition(":")
+    return int(partition), page

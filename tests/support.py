@@ -1,0 +1,211 @@
+"""Test helpers: a Faust worker subprocess, topic readers, HTTP calls (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from streamer.devstack import EmbeddedStack, free_port
+
+WORKER_READY_TIMEOUT_S = 90.0
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of one request; HTTP errors are returned, not raised."""
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:
+    """Retry `check` until it stops raising AssertionError; return its result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+
+
+@dataclass
+class Worker:
+    """A `faust -A streamer.app worker` subprocess with its own prefix and web port."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "streamer.app",
+                "worker",
+                "-l",
+                "info",
+                "--web-port",
+                str(self.port),
+                "--web-host",
+                "127.0.0.1",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"worker exited ({self.process.returncode}):\n{self.log_tail()}"
+                )
+            try:
+                status, _ = http("GET", f"{self.base_url}/ready", timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def worker_env(
+    stack: EmbeddedStack,
+    *,
+    prefix: str,
+    redis_db: int,
+    registry: Path,
+    data_dir: Path,
+    **extra: str,
+) -> dict[str, str]:
+    """Environment of a worker isolated by topic prefix and Redis database."""
+    env = {
+        **os.environ,
+        "KAFKA_BROKER": stack.kafka_broker,
+        "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/{redis_db}",
+        "MODEL_REGISTRY": str(registry),
+        "TOPIC_PREFIX": prefix,
+        "STREAMER_DATA_DIR": str(data_dir),
+        "STREAMER_SESSION_TIMEOUT": "6",
+        "STREAMER_REBALANCE_TIMEOUT": "6",
+        "STREAMER_MODEL_POLL": "0.5",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def new_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Worker:
+    return Worker(env=env, port=free_port(), log_path=log_dir / f"{name}.log")
+
+
+def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    """Publish raw (key, value) pairs, murmur2-partitioned like Java clients and Faust."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+    failures: list[str] = []
+
+    def report(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    for key, value in messages:
+        producer.produce(topic, key=key, value=value, on_delivery=report)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert not failures, failures
+
+
+def read_topic(
+    bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 2.0
+) -> list[Message]:
+    """Read a topic from the start until `expect` messages arrived, then `settle` seconds more
+    to catch extras. Does not trust the high watermark (Tansu under-reports it)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    # Assign partitions directly: a group join on Tansu waits out the rebalance timeout.
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error() is None:
+                    messages.append(message)
+            if len(messages) >= expect and settle_until is None:
+                settle_until = time.monotonic() + settle
+    finally:
+        consumer.close()
+    return messages
