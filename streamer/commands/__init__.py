@@ -1,0 +1,1 @@
+"""Click commands that the ``streamer`` group in ``streamer.cli`` adds."""
