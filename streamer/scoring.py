@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from models.registry import LoadedModel, ModelRefused, ModelRegistry
+from models.errors import RegistryError
+from models.registry import LoadedModel, ModelRegistry
 from streamer import metrics
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,19 @@ class ModelHolder:
 
     async def refresh(self) -> bool:
         """Take the registry's serving version into service if it is new; True if swapped."""
-        target = await asyncio.to_thread(self.registry.serving_version)
+        try:
+            target = await asyncio.to_thread(self.registry.serving_version)
+        except RegistryError as error:
+            # A dangling alias or unreadable registry: keep serving what we have.
+            log.warning("Registry unreadable, keeping the current model: %s", error)
+            return False
         if target is None or target in self.refused:
             return False
         if self.current is not None and self.current.version == target:
             return False
         try:
             model = await asyncio.to_thread(self.registry.load, target)
-        except ModelRefused as refusal:
+        except RegistryError as refusal:
             self.refused[target] = str(refusal)
             metrics.MODEL_REFUSALS.labels(target).inc()
             log.error("Refused model %s: %s", target, refusal)

@@ -14,7 +14,6 @@ from typing import Any, cast
 
 import aiohttp
 import aiohttp.web
-
 import numpy as np
 import orjson
 from faust.web import Request, Response, View

@@ -15,10 +15,10 @@ from types import FrameType
 
 import click
 import orjson
-from models.train import train_and_register
 
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
+from models.train import train_and_register
 from streamer.commands.dev import write_stack_env
 from streamer.commands.topics import create_topics
 from streamer.devstack import EmbeddedStack, StackError, free_port
