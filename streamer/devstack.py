@@ -61,12 +61,16 @@ def redis_binary() -> Path:
     return found
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], name: str, log: Path | None = None
+) -> None:
     """Block until something accepts connections on the port, or fail clearly."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StackError(f"{name} exited with code {process.returncode} during start")
+            raise StackError(
+                f"{name} exited with code {process.returncode} during start (see {log})"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
@@ -100,6 +104,8 @@ class EmbeddedStack:
         if self.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="streamer-stack-")
             self.workdir = Path(self._tmp.name)
+        # Absolute: the children run with the folder as cwd and are given it as --dir too.
+        self.workdir = self.workdir.resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.start_broker()
@@ -112,6 +118,7 @@ class EmbeddedStack:
     def start_broker(self) -> None:
         """Start Tansu (memory storage); also used to restart it in fault tests."""
         self.kafka_port = self.kafka_port or free_port()
+        assert self.workdir is not None
         address = f"tcp://127.0.0.1:{self.kafka_port}"
         command = [
             str(tansu_binary()),
@@ -122,7 +129,9 @@ class EmbeddedStack:
             address,
         ]
         self.processes["kafka"] = self._spawn("kafka", command)
-        wait_for_port(self.kafka_port, self.processes["kafka"], "Tansu broker")
+        wait_for_port(
+            self.kafka_port, self.processes["kafka"], "Tansu broker", self.workdir / "kafka.log"
+        )
 
     def start_redis(self) -> None:
         """Start redis-server without persistence; also used to restart it in fault tests."""
@@ -142,7 +151,7 @@ class EmbeddedStack:
             str(self.workdir),
         ]
         self.processes["redis"] = self._spawn("redis", command)
-        wait_for_port(self.redis_port, self.processes["redis"], "Redis")
+        wait_for_port(self.redis_port, self.processes["redis"], "Redis", self.workdir / "redis.log")
 
     def stop_process(self, name: str, timeout: float = 10.0) -> None:
         """Stop one child with SIGTERM, then SIGKILL if it lingers."""

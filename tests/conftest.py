@@ -24,9 +24,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding one small trained model version."""
-    from models.train import train_and_register
-
     from models.registry import ModelRegistry
+    from models.train import train_and_register
 
     root = tmp_path_factory.mktemp("registry")
     train_and_register(ModelRegistry(root), n_customers=3000, seed=11, author="tests")
