@@ -11,6 +11,7 @@ import redis
 
 from streamer.devstack import EmbeddedStack
 from tests.support import eventually, http, new_worker, produce_raw, read_topic, worker_env
+from topics.events import DeadLetter, EnrichedEvent, PredictionRecord
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,13 @@ def test_pipeline_counts_scores_and_dead_letters_exactly(
         predictions = read_topic(
             stack.bootstrap_servers, f"{topic_prefix}churn-predictions", expect=len(valid)
         )
+        enriched = read_topic(
+            stack.bootstrap_servers, f"{topic_prefix}customer-events-enriched", expect=len(valid)
+        )
+        joined = [EnrichedEvent.model_validate_json(m.value()) for m in enriched]
+        assert sorted(e.event["event_id"] for e in joined) == sorted(
+            str(v["event_id"]) for v in valid
+        )
         dead = read_topic(
             stack.bootstrap_servers, f"{topic_prefix}customer-events-dlq", expect=len(malformed)
         )
@@ -109,6 +117,8 @@ def test_pipeline_counts_scores_and_dead_letters_exactly(
 
         # One prediction record per valid event, none for duplicates.
         records = [orjson.loads(m.value()) for m in predictions]
+        for record in records:  # the published shape is the contract's
+            PredictionRecord.model_validate(record)
         assert sorted(r["event_id"] for r in records) == sorted(str(v["event_id"]) for v in valid)
         first = records[0]
         assert set(first["features"]) >= {"tenure_months", "complaints", "cancel_page_views"}
@@ -119,6 +129,8 @@ def test_pipeline_counts_scores_and_dead_letters_exactly(
         # Every malformed event in the DLQ, with reason, stage and source position.
         letters = [orjson.loads(m.value()) for m in dead]
         assert len(letters) == len(malformed)
+        for letter in letters:
+            DeadLetter.model_validate(letter)
         reasons = " | ".join(sorted(letter["reason"] for letter in letters))
         for expected in (
             "invalid JSON",
