@@ -33,6 +33,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ensure_port_free(port: int, name: str) -> None:
+    """Fail before starting a child whose port is taken: the readiness probe would otherwise
+    reach whatever already listens there and report the child as up."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do: a restart may find the port in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(f"{name} port {port} is already in use on 127.0.0.1") from None
+
+
 def _package_binary(package: str, *relative: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -118,6 +130,7 @@ class EmbeddedStack:
     def start_broker(self) -> None:
         """Start Tansu (memory storage); also used to restart it in fault tests."""
         self.kafka_port = self.kafka_port or free_port()
+        ensure_port_free(self.kafka_port, "broker")
         assert self.workdir is not None
         address = f"tcp://127.0.0.1:{self.kafka_port}"
         command = [
@@ -136,6 +149,7 @@ class EmbeddedStack:
     def start_redis(self) -> None:
         """Start redis-server without persistence; also used to restart it in fault tests."""
         self.redis_port = self.redis_port or free_port()
+        ensure_port_free(self.redis_port, "Redis")
         assert self.workdir is not None
         command = [
             str(redis_binary()),
