@@ -7,15 +7,24 @@ Agents, tables and web views live in their own modules, found by autodiscovery.
 
 from __future__ import annotations
 
+import sys
+
 import faust
+from pydantic import ValidationError
 
-from streamer.settings import get_settings
+from streamer.settings import get_settings, settings_error_line
 
-settings = get_settings()
+try:
+    settings = get_settings()
+except ValidationError as exc:
+    # A bad KAFKA_BROKER/REDIS_URL/... stops `faust -A streamer.app worker` with one line.
+    sys.stderr.write(f"streamer: error: {settings_error_line(exc)}\n")
+    raise SystemExit(2) from None
 
 app = faust.App(
     settings.group_id,
     broker=settings.kafka_broker,
+    broker_credentials=settings.faust_broker_credentials(),
     store="memory://",
     autodiscover=["streamer.agents", "streamer.web"],
     origin="streamer",
