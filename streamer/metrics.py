@@ -48,3 +48,9 @@ MODEL_SERVING = Gauge(
     "streamer_model_serving", "1 for the model version currently serving", ["version"]
 )
 READY = Gauge("streamer_ready", "1 when tables are recovered, a model is loaded and Redis is up")
+MODEL_CHALLENGER = Gauge(
+    "streamer_model_challenger", "1 for the model version scoring as challenger", ["version"]
+)
+PREDICTIONS_BY_ROLE = Counter(
+    "streamer_predictions_total", "Prediction records emitted, by model role", ["role"]
+)

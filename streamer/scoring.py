@@ -1,13 +1,25 @@
-"""The serving model: loaded from the registry, swapped when the registry says so.
+"""The serving models: champion and challenger, loaded from the registry and swapped live.
 
-A version that fails verification (checksum, load, feature list) is refused once, with a
-logged reason and a metric, and the model already serving keeps serving.
+The champion is the registry's `champion` alias, else its newest version; the challenger
+is the `challenger` alias, if set. A version that fails verification (checksum, load,
+feature list) is refused once, with a logged reason and a metric, and the model already
+serving in that role keeps serving.
+
+Which customers the challenger scores in split mode is decided by `routes_to_challenger`,
+a stable hash of the customer id: the same customer lands on the same side in every
+worker, every restart and every release (Python's `hash` is salted per process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 
 from models.errors import RegistryError
 from models.registry import LoadedModel, ModelRegistry
@@ -15,49 +27,139 @@ from streamer import metrics
 
 log = logging.getLogger(__name__)
 
+Role = Literal["champion", "challenger"]
+
+_BUCKET_SCALE = float(1 << 64)
+
+
+def challenger_bucket(customer_id: str) -> float:
+    """A stable position in [0, 1) for a customer id (first 8 bytes of its BLAKE2b digest)."""
+    digest = hashlib.blake2b(customer_id.encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") / _BUCKET_SCALE
+
+
+def routes_to_challenger(customer_id: str, share: float) -> bool:
+    """Whether split mode scores this customer with the challenger."""
+    return share > 0.0 and challenger_bucket(customer_id) < share
+
+
+def challenger_mask(customer_ids: Sequence[str], share: float) -> np.ndarray:
+    """`routes_to_challenger` for many ids, as a boolean array."""
+    if share <= 0.0:
+        return np.zeros(len(customer_ids), dtype=bool)
+    return np.fromiter(
+        (challenger_bucket(cid) < share for cid in customer_ids),
+        dtype=bool,
+        count=len(customer_ids),
+    )
+
+
+@dataclass(frozen=True)
+class ServingModels:
+    """The models serving right now; read once per batch so a swap never splits a batch."""
+
+    champion: LoadedModel
+    challenger: LoadedModel | None
+
 
 class ModelHolder:
-    """Holds the model currently serving and refreshes it from the registry."""
+    """Holds the champion and challenger models and refreshes them from the registry."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self.current: LoadedModel | None = None
+        self.current: LoadedModel | None = None  # the champion
+        self.challenger: LoadedModel | None = None
         self.refused: dict[str, str] = {}
         self._loaded = asyncio.Event()
 
+    def _targets(self) -> tuple[str | None, str | None]:
+        aliases = self.registry.aliases()
+        champion = aliases.get("champion") or self.registry.latest_version()
+        return champion, aliases.get("challenger")
+
     async def refresh(self) -> bool:
-        """Take the registry's serving version into service if it is new; True if swapped."""
+        """Take the registry's champion and challenger into service if they changed.
+
+        True if either role changed.
+        """
         try:
-            target = await asyncio.to_thread(self.registry.serving_version)
+            champion_target, challenger_target = await asyncio.to_thread(self._targets)
         except RegistryError as error:
-            # A dangling alias or unreadable registry: keep serving what we have.
-            log.warning("Registry unreadable, keeping the current model: %s", error)
+            # A corrupt aliases file or unreadable registry: keep serving what we have.
+            log.warning("Registry unreadable, keeping the current models: %s", error)
             return False
+        changed = False
+        champion = await self._obtain(champion_target, self.current)
+        if champion is not self.current and champion is not None:
+            previous, self.current = self.current, champion
+            if previous is not None:
+                metrics.MODEL_SERVING.labels(previous.version).set(0)
+            metrics.MODEL_SERVING.labels(champion.version).set(1)
+            log.info(
+                "Serving model %s as champion (was %s)",
+                champion.version,
+                previous.version if previous else "none",
+            )
+            self._loaded.set()
+            changed = True
+        if challenger_target is None:
+            challenger = None
+        else:
+            challenger = await self._obtain(challenger_target, self.challenger)
+        if challenger is not self.challenger:
+            previous_challenger, self.challenger = self.challenger, challenger
+            if previous_challenger is not None:
+                metrics.MODEL_CHALLENGER.labels(previous_challenger.version).set(0)
+            if challenger is not None:
+                metrics.MODEL_CHALLENGER.labels(challenger.version).set(1)
+            log.info(
+                "Challenger is now %s (was %s)",
+                challenger.version if challenger else "none",
+                previous_challenger.version if previous_challenger else "none",
+            )
+            changed = True
+        return changed
+
+    async def _obtain(self, target: str | None, serving: LoadedModel | None) -> LoadedModel | None:
+        """The model for `target`: the one serving, one already loaded, a fresh load, or
+        (when `target` is refused or absent) the one serving."""
         if target is None or target in self.refused:
-            return False
-        if self.current is not None and self.current.version == target:
-            return False
+            return serving
+        for loaded in (serving, self.current, self.challenger):
+            if loaded is not None and loaded.version == target:
+                return loaded
         try:
             model = await asyncio.to_thread(self.registry.load, target)
         except RegistryError as refusal:
             self.refused[target] = str(refusal)
             metrics.MODEL_REFUSALS.labels(target).inc()
-            log.error("Refused model %s: %s", target, refusal)
-            return False
-        previous = self.current
-        self.current = model
-        if previous is not None:
-            metrics.MODEL_SERVING.labels(previous.version).set(0)
-        metrics.MODEL_SERVING.labels(model.version).set(1)
+            log.error("Refused model %s, keeping %s: %s", target, _name(serving), refusal)
+            return serving
         metrics.MODEL_LOADS.labels(model.version).inc()
-        log.info(
-            "Serving model %s (was %s)", model.version, previous.version if previous else "none"
-        )
-        self._loaded.set()
-        return True
+        return model
+
+    def serving(self) -> ServingModels | None:
+        """Both roles as one consistent snapshot, or None before the first champion loads."""
+        if self.current is None:
+            return None
+        challenger = self.challenger
+        if challenger is not None and challenger.version == self.current.version:
+            challenger = None  # the same model on both sides compares nothing
+        return ServingModels(self.current, challenger)
 
     async def wait(self) -> LoadedModel:
-        """The serving model, waiting until there is one."""
+        """The champion, waiting until there is one."""
         await self._loaded.wait()
         assert self.current is not None
         return self.current
+
+    async def wait_serving(self) -> ServingModels:
+        """Both roles, waiting until a champion is loaded."""
+        await self._loaded.wait()
+        snapshot = self.serving()
+        assert snapshot is not None
+        return snapshot
+
+
+def _name(model: LoadedModel | None) -> str:
+    return model.version if model else "none"

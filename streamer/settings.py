@@ -119,6 +119,23 @@ class Settings(BaseSettings):
         description="STREAMER_DATA_DIR: Faust's local data folder",
     )
 
+    # --- Champion/challenger (model lifecycle) ---
+    # Both only matter while the registry's `challenger` alias is set.
+    challenger_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias=_env("STREAMER_CHALLENGER_SHARE"),
+        description="STREAMER_CHALLENGER_SHARE: share of customers (by customer_id hash) "
+        "the challenger scores in split mode",
+    )
+    challenger_mode: Literal["split", "shadow"] = Field(
+        "split",
+        validation_alias=_env("STREAMER_CHALLENGER_MODE"),
+        description="STREAMER_CHALLENGER_MODE: split (challenger serves its share) or shadow "
+        "(challenger scores every event into churn-predictions, never writes profiles)",
+    )
+
     @field_validator("kafka_broker")
     @classmethod
     def _broker_is_url(cls, value: str) -> str:

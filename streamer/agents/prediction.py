@@ -1,14 +1,23 @@
-"""Prediction agent: score enriched events with the serving model, one call per batch.
+"""Prediction agent: score enriched events with the serving models, one call per model per batch.
 
 The feature row comes from `models.features.feature_row`, the function training uses.
-Each batch writes the newest score per customer to Redis in one Lua call and publishes
-one prediction record per event to `churn-predictions`.
+Each batch writes the newest served score per customer to Redis in one Lua call and
+publishes prediction records to `churn-predictions`, each naming its model version and
+role.
+
+Champion/challenger (only while the registry's `challenger` alias is set):
+
+- split (`STREAMER_CHALLENGER_SHARE` of customers, by a stable hash of the customer id):
+  the challenger serves those customers; one record per event, from the model that served.
+- shadow: the champion serves every event; the challenger also scores every event and
+  adds a second record with role `challenger`, but never writes profiles.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -16,17 +25,29 @@ import orjson
 from faust.types import EventT, StreamT
 
 from models.features import FEATURE_NAMES, feature_row
+from models.registry import LoadedModel
 from streamer import metrics
 from streamer.activity import activity
 from streamer.agents.batching import micro_batches
-from streamer.app import app
+from streamer.app import app, settings
 from streamer.channels import enriched_events, predictions
 from streamer.deadletter import send_dead_letter
 from streamer.profiles import ScoreUpdate
 from streamer.runtime import runtime
+from streamer.scoring import Role, ServingModels, challenger_mask
 from topics.events import utc_now_ms
 
 STAGE: Final = "prediction"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One model's scores for some rows of a batch."""
+
+    model: LoadedModel
+    role: Role
+    rows: np.ndarray  # indices into the batch
+    scores: list[float]
 
 
 @app.agent(enriched_events, name="predict")
@@ -37,9 +58,36 @@ async def predict(stream: StreamT[bytes]) -> None:
         await predict_batch(batch)
 
 
+def score_batch(
+    serving: ServingModels, matrix: np.ndarray, customer_ids: Sequence[str]
+) -> tuple[list[Scored], Scored | None]:
+    """Split a feature matrix between the roles; (served scores, shadow scores or None).
+
+    Each model is called at most once per batch.
+    """
+    champion, challenger = serving.champion, serving.challenger
+    everything = np.arange(len(customer_ids))
+    if challenger is None:
+        return [Scored(champion, "champion", everything, champion.score(matrix).tolist())], None
+    if settings.challenger_mode == "shadow":
+        served = Scored(champion, "champion", everything, champion.score(matrix).tolist())
+        shadow = Scored(challenger, "challenger", everything, challenger.score(matrix).tolist())
+        return [served], shadow
+    mask = challenger_mask(customer_ids, settings.challenger_share)
+    sides: tuple[tuple[LoadedModel, Role, np.ndarray], ...] = (
+        (champion, "champion", np.flatnonzero(~mask)),
+        (challenger, "challenger", np.flatnonzero(mask)),
+    )
+    return [
+        Scored(model, role, rows, model.score(matrix[rows]).tolist())
+        for model, role, rows in sides
+        if len(rows)
+    ], None
+
+
 async def predict_batch(batch: Sequence[EventT]) -> None:
-    """Score one micro-batch with a single `predict_proba` call."""
-    model = await runtime.models.wait()
+    """Score one micro-batch: one `predict_proba` call per serving model."""
+    serving = await runtime.models.wait_serving()
     started = time.perf_counter()
     rows: list[list[float]] = []
     scored: list[tuple[EventT, dict[str, object]]] = []
@@ -54,41 +102,57 @@ async def predict_batch(batch: Sequence[EventT]) -> None:
             )
     if not rows:
         return
-    scores = model.score(np.asarray(rows, dtype=np.float64))
+    customer_ids = [str(inner["customer_id"]) for _, inner in scored]
+    event_ts = [int(inner["ts"]) for _, inner in scored]  # type: ignore[call-overload]
+    served, shadow = score_batch(serving, np.asarray(rows, dtype=np.float64), customer_ids)
     scored_at = utc_now_ms()
     newest: dict[str, ScoreUpdate] = {}
-    records: list[tuple[bytes, bytes]] = []
-    for (event, inner), row, score in zip(scored, rows, scores.tolist(), strict=True):
-        customer_id = str(inner["customer_id"])
-        event_ts = int(inner["ts"])  # type: ignore[call-overload]
-        newest[customer_id] = ScoreUpdate(customer_id, score, model.version, scored_at, event_ts)
+    records: list[tuple[int, bytes, bytes]] = []
+
+    def record(index: int, part: Scored, score: float) -> None:
+        event, inner = scored[index]
+        customer_id = customer_ids[index]
         records.append(
             (
+                index,
                 event.message.key or customer_id.encode(),
                 orjson.dumps(
                     {
                         "event_id": inner["event_id"],
                         "customer_id": customer_id,
                         "event_type": inner["type"],
-                        "features": dict(zip(FEATURE_NAMES, row, strict=True)),
+                        "features": dict(zip(FEATURE_NAMES, rows[index], strict=True)),
                         "churn_score": score,
-                        "model_version": model.version,
-                        "model_role": "champion",
-                        "event_ts": event_ts,
+                        "model_version": part.model.version,
+                        "model_role": part.role,
+                        "event_ts": event_ts[index],
                         "scored_at": scored_at,
                     }
                 ),
             )
         )
-        activity.record(customer_id, str(inner["type"]), score, model.version, scored_at)
-        metrics.END_TO_END_SECONDS.observe(max(0.0, (scored_at - event_ts) / 1000))
+        metrics.CHURN_SCORE.labels(part.model.version).observe(score)
+        metrics.PREDICTIONS_BY_ROLE.labels(part.role).inc()
+
+    for part in served:
+        for index, score in zip(part.rows.tolist(), part.scores, strict=True):
+            customer_id, inner_type = customer_ids[index], str(scored[index][1]["type"])
+            update = ScoreUpdate(customer_id, score, part.model.version, scored_at, event_ts[index])
+            # A customer is always on one side, so this keeps its last event in batch order.
+            newest[customer_id] = update
+            record(index, part, score)
+            activity.record(customer_id, inner_type, score, part.model.version, scored_at)
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (scored_at - event_ts[index]) / 1000))
+    if shadow is not None:
+        for index, score in zip(shadow.rows.tolist(), shadow.scores, strict=True):
+            record(index, shadow, score)
     updates = list(newest.values())
     await runtime.call_store(lambda: runtime.profiles.write_scores(updates))
-    for key, value in records:
+    # Batch order per event keeps a customer's records in event order (the sort is stable,
+    # so the served record precedes its shadow twin).
+    records.sort(key=lambda item: item[0])
+    for _, key, value in records:
         await predictions.send(key=key, value=value)
-    histogram = metrics.CHURN_SCORE.labels(model.version)
-    for score in scores.tolist():
-        histogram.observe(score)
     metrics.EVENTS.labels(STAGE, "scored").inc(len(rows))
     metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
     metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
