@@ -1,0 +1,208 @@
+"""`streamer score-batch` on the embedded Redis: exact counts, the stream guard, export, resume."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from models.features import feature_matrix
+from models.registry import ModelRegistry
+from streamer.batch_scoring import PROGRESS_KEY, score_profiles
+from streamer.commands.score_batch import score_batch
+from streamer.devstack import EmbeddedStack
+from streamer.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    # Settings are read once per process; each invocation here has its own environment.
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+N_PROFILES = 3000
+PLANS = ("basic", "standard", "premium")
+
+
+def _fill(client: redis.Redis, n: int = N_PROFILES) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.hset(
+            f"profile:c-{i}",
+            mapping={
+                "plan": PLANS[i % 3],
+                "contract": "monthly" if i % 2 else "annual",
+                "tenure_months": i % 60,
+                "monthly_spend": 10 + i % 90,
+                "complaints": i % 4,
+                "page_views": i % 25,
+                "last_event_ts": 1_000_000 + i,
+            },
+        )
+    # Keys that are not profiles must be left alone.
+    pipe.set("dedup:e-1", "c-1")
+    pipe.set("other:profile:x", "1")
+    pipe.execute()
+
+
+@pytest.fixture
+def client(stack: EmbeddedStack, redis_db: int) -> redis.Redis:
+    client = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
+    _fill(client)
+    return client
+
+
+def _run(stack: EmbeddedStack, redis_db: int, registry: Path, *args: str) -> Result:
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/{redis_db}",
+        "MODEL_REGISTRY": str(registry),
+    }
+    return CliRunner().invoke(score_batch, list(args), env=env)
+
+
+def _export_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and list(rows[0]) == ["customer_id", "churn_score", "model_version"]
+    return rows
+
+
+def test_scores_every_profile_exactly_once_and_exports(
+    stack: EmbeddedStack,
+    redis_db: int,
+    client: redis.Redis,
+    trained_registry: Path,
+    tmp_path: Path,
+) -> None:
+    # The stream already scored c-7 for an event newer than its stored data: keep that.
+    client.hset("profile:c-7", mapping={"churn_score": "0.5", "scored_event_ts": 9_999_999_999})
+    export = tmp_path / "out" / "scores.csv"
+    result = _run(stack, redis_db, trained_registry, "--export", str(export), "--page-size", "250")
+    assert result.exit_code == 0, result.output
+    assert f"scored {N_PROFILES} profiles with v1: {N_PROFILES - 1} written, 1 skipped" in (
+        result.stdout
+    )
+    assert "profiles/s" in result.stdout
+
+    rows = _export_rows(export)
+    assert len(rows) == N_PROFILES
+    assert {row["customer_id"] for row in rows} == {f"c-{i}" for i in range(N_PROFILES)}
+    assert {row["model_version"] for row in rows} == {"v1"}
+
+    for row in rows[:50]:
+        if row["customer_id"] == "c-7":
+            continue
+        stored = client.hgetall(f"profile:{row['customer_id']}")
+        assert float(stored["churn_score"]) == float(row["churn_score"])
+        assert stored["model_version"] == "v1"
+        # Stamped with the profile's own event time, never as newer event data.
+        assert stored["scored_event_ts"] == stored["last_event_ts"]
+        assert int(stored["scored_at"]) > 0
+    # The stored score is the model's score of the stored profile.
+    model = ModelRegistry(trained_registry).load("v1")
+    profile = client.hgetall("profile:c-10")
+    assert float(profile["churn_score"]) == model.score(feature_matrix([profile]))[0]
+    assert client.hget("profile:c-7", "churn_score") == "0.5"  # the guard held
+    assert client.get("other:profile:x") == "1" and client.type("dedup:e-1") == "string"
+    assert not client.exists(PROGRESS_KEY)  # a finished run leaves no progress behind
+    assert client.dbsize() == N_PROFILES + 2  # no profile created, none lost
+
+
+def test_resumes_after_an_interruption_without_duplicates(
+    stack: EmbeddedStack,
+    redis_db: int,
+    client: redis.Redis,
+    trained_registry: Path,
+    tmp_path: Path,
+) -> None:
+    model = ModelRegistry(trained_registry).load("v1")
+    export = tmp_path / "scores.csv"
+
+    def stop_after_two_pages(done: int) -> None:
+        if done >= 2 * 200 - 50:  # SCAN's COUNT is a hint: pages are roughly 200
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_profiles(client, model, page_size=200, export=export, on_page=stop_after_two_pages)
+    progress = client.hgetall(PROGRESS_KEY)
+    done_before = int(progress["scored"])
+    assert 0 < done_before < N_PROFILES
+    assert progress["model_version"] == "v1" and int(progress["cursor"]) != 0
+    # Rows past the checkpoint (a page written to the file but not yet committed) must go.
+    with export.open("ab") as fh:
+        fh.write(b"c-partial,0.1,v1\nc-torn,0.")
+    scored_by_first_run = {
+        key for key in client.scan_iter(match="profile:*") if client.hexists(key, "churn_score")
+    }
+    assert len(scored_by_first_run) == done_before
+
+    result = _run(stack, redis_db, trained_registry, "--export", str(export), "--page-size", "200")
+    assert result.exit_code == 0, result.output
+    assert f"resuming: {done_before} profiles already scored with v1" in result.stderr
+    assert f"scored {N_PROFILES} profiles with v1 (resumed): {N_PROFILES} written" in result.stdout
+    assert f"{N_PROFILES - done_before} profiles in" in result.stdout
+    rows = _export_rows(export)
+    ids = [row["customer_id"] for row in rows]
+    assert len(ids) == len(set(ids)) == N_PROFILES
+    assert all(client.hexists(f"profile:c-{i}", "churn_score") for i in range(N_PROFILES))
+    assert not client.exists(PROGRESS_KEY)
+
+
+def test_progress_of_another_model_or_export_is_discarded(
+    stack: EmbeddedStack,
+    redis_db: int,
+    client: redis.Redis,
+    trained_registry: Path,
+    tmp_path: Path,
+) -> None:
+    client.hset(
+        PROGRESS_KEY,
+        mapping={"cursor": 12345, "model_version": "v0", "export": "", "scored": 99},
+    )
+    result = _run(stack, redis_db, trained_registry)
+    assert result.exit_code == 0, result.output
+    assert "discarding unfinished run of v0" in result.stderr
+    assert f"scored {N_PROFILES} profiles with v1:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--model", "v9"], {}, "unknown model version 'v9'"),
+        (["--page-size", "0"], {}, "Invalid value for '--page-size'"),
+        ([], {"MODEL_REGISTRY": "{empty}"}, "no models registered"),
+        ([], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "score-batch against redis://127.0.0.1:1/0"),
+    ],
+)
+def test_bad_input_is_one_line(
+    trained_registry: Path,
+    tmp_path: Path,
+    stack: EmbeddedStack,
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    environ = {
+        "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/15",
+        "MODEL_REGISTRY": str(trained_registry),
+        **{k: v.replace("{empty}", str(tmp_path / "none")) for k, v in env.items()},
+    }
+    result = CliRunner().invoke(score_batch, args, env=environ)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and message in errors[0], result.output
+
+
+def test_the_command_is_registered() -> None:
+    from streamer.cli import cli
+
+    assert "score-batch" in cli.commands
