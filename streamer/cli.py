@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from streamer.commands.dev import dev
+from streamer.commands.dlq import dlq
 from streamer.commands.profiles import profiles
 from streamer.commands.topics import topics
 from streamer.commands.traffic import produce
@@ -35,7 +36,7 @@ def cli() -> None:
     """Streaming churn prediction: Faust agents over Kafka, profiles in Redis."""
 
 
-for command in (dev, worker, topics, profiles, produce):
+for command in (dev, worker, topics, profiles, produce, dlq):
     cli.add_command(command)
 
 

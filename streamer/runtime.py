@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
+import redis.asyncio as aioredis
 import redis.exceptions
 from faust.tables.manager import TableManager
+from faust.types import EventT
 from mode import Service
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
@@ -22,16 +29,32 @@ from streamer import metrics
 from streamer.app import app, settings
 from streamer.profiles import RedisProfileStore
 from streamer.scoring import ModelHolder
+from topics.catalogue import bootstrap_servers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STARTUP_REDIS_WAIT_S = 15.0
+# How long a starting worker waits for Redis and the broker (e.g. both starting alongside
+# it) before it gives up with one line naming the variable.
+STARTUP_WAIT_S = 10.0
+# How long a stopping worker keeps working on the batch in hand.
+DRAIN_TIMEOUT_S = 20.0
 RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 class StoreUnavailable(RuntimeError):
     """Redis at REDIS_URL could not be reached at start."""
+
+
+def fail_fast(message: str) -> None:
+    """Stop a starting worker with one line on stderr and no traceback.
+
+    Only used before any event is consumed, so there is nothing to commit or flush.
+    """
+    log.critical(message)
+    sys.stderr.write(f"streamer: error: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)
 
 
 class Runtime(Service):
@@ -53,8 +76,27 @@ class Runtime(Service):
         return self._profiles
 
     async def on_start(self) -> None:
-        self._profiles = RedisProfileStore.from_url(settings.redis_url, settings.dedup_window_s)
-        await self._check_redis()
+        # The runtime starts before Faust's producer and consumer: check both addresses
+        # here so a wrong one fails in seconds instead of retrying forever.
+        try:
+            await _check_broker(settings.kafka_broker)
+        except ConnectionError as exc:
+            fail_fast(str(exc))
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            # call_store retries with backoff and tracks readiness; the client retrying
+            # inside a call would only hide an outage from both.
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            **settings.redis_client_options(),
+        )
+        self._profiles = RedisProfileStore(client, settings.dedup_window_s)
+        try:
+            await self._check_redis()
+        except StoreUnavailable as exc:
+            fail_fast(str(exc))
         await self.models.refresh()
         if self.models.current is None:
             log.warning(
@@ -99,18 +141,48 @@ class Runtime(Service):
             return result
 
     async def _check_redis(self) -> None:
-        deadline = asyncio.get_running_loop().time() + STARTUP_REDIS_WAIT_S
+        deadline = asyncio.get_running_loop().time() + STARTUP_WAIT_S
         while True:
             try:
                 await self.profiles.client.ping()
                 self.store_healthy = True
                 return
-            except RETRYABLE as exc:
-                if asyncio.get_running_loop().time() > deadline:
+            except redis.exceptions.AuthenticationError as exc:
+                raise StoreUnavailable(
+                    f"REDIS_URL {settings.redis_url_redacted}: authentication failed "
+                    f"(REDIS_PASSWORD/REDIS_USERNAME): {exc}"
+                ) from None
+            except (*RETRYABLE, redis.exceptions.ResponseError) as exc:
+                if asyncio.get_running_loop().time() > deadline or isinstance(
+                    exc, redis.exceptions.ResponseError
+                ):
                     raise StoreUnavailable(
-                        f"REDIS_URL {settings.redis_url} is unreachable: {exc}"
+                        f"REDIS_URL {settings.redis_url_redacted} is unreachable: {exc}"
                     ) from None
                 await asyncio.sleep(0.5)
+
+    async def finish_batch(self, work: Coroutine[Any, Any, None], batch: Sequence[EventT]) -> None:
+        """Run one batch's work to the end, even when the worker is told to stop.
+
+        SIGTERM cancels the agents; the batch in hand is then finished (up to
+        DRAIN_TIMEOUT_S) so its offsets are acknowledged and committed before exit. A
+        batch that cannot finish (Redis away) is held back: its messages are marked so
+        that their offsets are never committed, and the next owner reads them again.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                log.info("Stopping: finishing the batch in hand (%d events)", len(batch))
+                await asyncio.wait({task}, timeout=DRAIN_TIMEOUT_S)
+            if task.done() and not task.cancelled() and task.exception() is None:
+                log.info("Stopping: drained the batch in hand (%d events)", len(batch))
+            else:
+                task.cancel()
+                hold_back(batch)
+                log.warning("Stopping: %d unfinished events left for redelivery", len(batch))
+            raise
 
     @Service.task
     async def _poll_registry(self) -> None:
@@ -133,6 +205,55 @@ class Runtime(Service):
                 self.store_healthy = True
             except RETRYABLE:
                 self.store_healthy = False
+
+
+def hold_back(batch: Sequence[EventT]) -> None:
+    """Keep the batch's offsets from ever being committed by this worker.
+
+    A message already marked acknowledged is skipped by the consumer's bookkeeping, so
+    its offset never joins the committable run: the commit stops before it.
+    """
+    for event in batch:
+        event.message.acked = True
+
+
+async def run_batches(
+    batches: AsyncIterator[Sequence[EventT]],
+    process: Callable[[Sequence[EventT]], Coroutine[Any, Any, None]],
+) -> None:
+    """An agent's loop: process each micro-batch to the end, then let it be acknowledged.
+
+    Closing the batch iterator on the way out acknowledges the last finished batch at
+    once, so the consumer's final commit at shutdown includes it.
+    """
+    try:
+        async for batch in batches:
+            await runtime.finish_batch(process(batch), batch)
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _check_broker(broker: str) -> None:
+    """Raise ConnectionError naming KAFKA_BROKER unless one bootstrap address answers."""
+    addresses: list[tuple[str, int]] = []
+    for hostport in bootstrap_servers(broker).split(","):
+        host, _, port_text = hostport.rpartition(":")
+        addresses.append((host.strip("[]"), int(port_text)))
+    deadline = asyncio.get_running_loop().time() + STARTUP_WAIT_S
+    last_error: Exception | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        for host, port in addresses:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3.0)
+            except (OSError, TimeoutError, socket.gaierror) as exc:
+                last_error = exc
+                continue
+            writer.close()
+            return
+        await asyncio.sleep(0.5)
+    raise ConnectionError(f"KAFKA_BROKER {broker} is unreachable: {last_error}")
 
 
 def tables_recovered() -> bool:

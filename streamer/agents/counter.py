@@ -21,7 +21,7 @@ from streamer.app import app
 from streamer.channels import enriched_events
 from streamer.deadletter import send_dead_letter
 from streamer.event_context import acting_as
-from streamer.runtime import runtime
+from streamer.runtime import run_batches, runtime
 from streamer.tables import customer_page_views, page_key, page_views_total, page_views_windowed
 
 STAGE: Final = "counting"
@@ -31,8 +31,7 @@ STAGE: Final = "counting"
 async def count_page_views(stream: StreamT[bytes]) -> None:
     """Consume enriched events in micro-batches and update the page-view tables."""
     await runtime.wait_started()
-    async for batch in micro_batches(stream):
-        await count_batch(batch)
+    await run_batches(micro_batches(stream), count_batch)
 
 
 async def count_batch(batch: Sequence[EventT]) -> None:

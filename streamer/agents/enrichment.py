@@ -3,6 +3,10 @@
 Per micro-batch: one Lua call updates every profile counter and dedup mark and returns
 the updated profiles; first-seen events go to `customer-events-enriched`, duplicates are
 counted and dropped, invalid events go to the dead-letter topic.
+
+If the batch call fails for a reason other than Redis being away (a Lua error on one
+customer's profile, say), the events are applied one by one: the one that fails goes to
+the dead-letter topic and the events behind it are still counted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 from typing import Final
 
 import orjson
+import redis.exceptions
 from faust.types import EventT, StreamT
 
 from models.features import is_cancel_page
@@ -21,7 +26,7 @@ from streamer.app import app
 from streamer.channels import customer_events, enriched_events
 from streamer.deadletter import send_dead_letter
 from streamer.profiles import COUNTER_FIELD, EventUpdate
-from streamer.runtime import runtime
+from streamer.runtime import run_batches, runtime
 from topics.codec import InvalidEvent, decode_event
 from topics.events import CustomerEvent, EventType, utc_now_ms
 
@@ -32,8 +37,7 @@ STAGE: Final = "enrichment"
 async def enrich(stream: StreamT[bytes]) -> None:
     """Consume `customer-events` in micro-batches."""
     await runtime.wait_started()
-    async for batch in micro_batches(stream):
-        await enrich_batch(batch)
+    await run_batches(micro_batches(stream), enrich_batch)
 
 
 async def enrich_batch(batch: Sequence[EventT]) -> None:
@@ -45,6 +49,10 @@ async def enrich_batch(batch: Sequence[EventT]) -> None:
             valid.append((event, validate(event)))
         except InvalidEvent as invalid:
             await send_dead_letter(event, invalid.reason, "InvalidEvent", "validation")
+        except Exception as exc:  # a validator bug must not stop the events behind
+            await send_dead_letter(
+                event, f"validation failed: {exc!r}"[:1024], type(exc).__name__, "validation"
+            )
     updates = [
         EventUpdate(
             event_id=parsed.event_id,
@@ -52,15 +60,21 @@ async def enrich_batch(batch: Sequence[EventT]) -> None:
             counter=COUNTER_FIELD[parsed.type],
             cancel_page=parsed.type == EventType.PAGE_VIEW and is_cancel_page(parsed.page),
             ts=parsed.ts,
+            source=_position(event),
         )
-        for _, parsed in valid
+        for event, parsed in valid
     ]
-    profiles = await runtime.call_store(lambda: runtime.profiles.apply_events(updates))
+    try:
+        profiles = await runtime.call_store(lambda: runtime.profiles.apply_events(updates))
+    except redis.exceptions.ResponseError:
+        profiles = await _apply_one_by_one(valid, updates)
     enriched_at = utc_now_ms()
     duplicates = 0
     for (event, parsed), profile in zip(valid, profiles, strict=True):
         if profile is None:
             duplicates += 1
+            continue
+        if profile is _FAILED:
             continue
         value = orjson.dumps(
             {
@@ -76,6 +90,39 @@ async def enrich_batch(batch: Sequence[EventT]) -> None:
     metrics.EVENTS.labels(STAGE, "duplicate").inc(duplicates)
     metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
     metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+# Marks an event whose profile update failed (and was dead-lettered) in a fallback pass.
+_FAILED: dict[str, str] = {}
+
+
+async def _apply_one_by_one(
+    valid: Sequence[tuple[EventT, CustomerEvent]], updates: Sequence[EventUpdate]
+) -> list[dict[str, str] | None]:
+    """Apply events singly after a batch call failed; dead-letter the ones that fail.
+
+    Events the failed batch call did apply carry a dedup mark with their own position,
+    so applying them again returns their profile without counting them twice.
+    """
+    results: list[dict[str, str] | None] = []
+    for (event, _), update in zip(valid, updates, strict=True):
+        try:
+            (profile,) = await runtime.call_store(
+                lambda update=update: runtime.profiles.apply_events([update])  # type: ignore[misc]
+            )
+        except redis.exceptions.ResponseError as exc:
+            await send_dead_letter(
+                event, f"profile update failed: {exc}", type(exc).__name__, STAGE
+            )
+            results.append(_FAILED)
+            continue
+        results.append(profile)
+    return results
+
+
+def _position(event: EventT) -> str:
+    message = event.message
+    return f"{message.topic}/{message.partition}/{message.offset}"
 
 
 def validate(event: EventT) -> CustomerEvent:
