@@ -93,6 +93,33 @@ class Artifact(_Frozen):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class SearchTrial(_Frozen):
+    """One configuration tried by a hyperparameter search, scored on the validation split."""
+
+    params: dict[str, JsonValue]
+    validation_log_loss: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    validation_roc_auc: Probability
+    fit_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class SearchSummary(_Frozen):
+    """How a hyperparameter search chose this model's hyperparameters.
+
+    Trials are fit on the training split minus a validation part and ranked by validation
+    log loss; the holdout in ``metrics`` is never seen by the search.
+    """
+
+    strategy: str = "random"
+    metric: str = "validation_log_loss"
+    trial_budget: int | None = Field(default=None, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+    stopped_by: Literal["trials", "time"]
+    duration_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    validation_rows: int = Field(ge=1)
+    best_trial: int = Field(ge=0, description="index into trials")
+    trials: list[SearchTrial] = Field(min_length=1)
+
+
 class TrainingRecord(_Frozen):
     """Everything the trainer records about a model."""
 
@@ -105,6 +132,9 @@ class TrainingRecord(_Frozen):
     target: str = "churned"
     metrics: Metrics
     feature_distributions: dict[str, FeatureDistribution]
+    search: SearchSummary | None = Field(
+        default=None, description="present when the hyperparameters came from a search"
+    )
 
 
 class ModelMetadata(TrainingRecord):

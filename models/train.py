@@ -46,6 +46,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,25 @@ from sklearn.model_selection import train_test_split
 
 from models.evaluation import feature_distributions, holdout_metrics
 from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
-from models.metadata import FeatureSpec, ModelMetadata, TrainingData, TrainingRecord
+from models.metadata import (
+    FeatureSpec,
+    ModelMetadata,
+    SearchSummary,
+    TrainingData,
+    TrainingRecord,
+)
 from models.registry import ModelRegistry
 from models.synthetic import generate_training_set
 from models.training_data import LabelledProfiles, TrainingDataError, load_training_data
 
-__all__ = ["DEFAULT_PARAMS", "TrainingDataError", "train_and_register"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "PreparedData",
+    "TrainingDataError",
+    "prepare_data",
+    "register_fitted",
+    "train_and_register",
+]
 
 AUTHOR_ENV = "MODEL_AUTHOR"
 HOLDOUT_FRACTION = 0.2
@@ -136,6 +150,68 @@ def _check_classes(labelled: LabelledProfiles) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PreparedData:
+    """Validated training rows and their stratified train/holdout split."""
+
+    labelled: LabelledProfiles
+    x_train: np.ndarray
+    x_holdout: np.ndarray
+    y_train: np.ndarray
+    y_holdout: np.ndarray
+
+
+def prepare_data(data: Path | None, n_customers: int, seed: int) -> PreparedData:
+    """Read ``data`` (or generate synthetic customers), check both classes and split."""
+    labelled = _load(data, n_customers, seed)
+    _check_classes(labelled)
+    matrix = feature_matrix(labelled.profiles)
+    x_train, x_holdout, y_train, y_holdout = train_test_split(
+        matrix,
+        labelled.labels,
+        test_size=HOLDOUT_FRACTION,
+        stratify=labelled.labels,
+        random_state=seed,
+    )
+    return PreparedData(labelled, x_train, x_holdout, y_train, y_holdout)
+
+
+def register_fitted(
+    registry: ModelRegistry,
+    estimator: HistGradientBoostingClassifier,
+    prepared: PreparedData,
+    *,
+    duration_s: float,
+    author: str | None,
+    search: SearchSummary | None = None,
+) -> ModelMetadata:
+    """Evaluate a fitted estimator on the holdout and register it with its full record."""
+    positive = list(estimator.classes_).index(1)
+    scores = estimator.predict_proba(prepared.x_holdout)[:, positive]
+    labelled = prepared.labelled
+    record = TrainingRecord(
+        author=resolve_author(author),
+        model_type=type(estimator).__name__,
+        hyperparameters=_jsonable(estimator.get_params()),
+        training_duration_s=round(duration_s, 3),
+        training_data=TrainingData(
+            source=labelled.source,
+            rows=len(labelled.labels),
+            train_rows=len(prepared.y_train),
+            holdout_rows=len(prepared.y_holdout),
+            sha256=labelled.sha256,
+        ),
+        features=[
+            FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
+            for name in FEATURE_NAMES
+        ],
+        metrics=holdout_metrics(prepared.y_holdout, scores),
+        feature_distributions=feature_distributions(prepared.x_train, FEATURE_NAMES),
+        search=search,
+    )
+    return registry.register(estimator, record)
+
+
 def train_and_register(
     registry: ModelRegistry,
     *,
@@ -151,38 +227,8 @@ def train_and_register(
     RegistryError if the model cannot be stored.
     """
     estimator = build_estimator(seed, params)
-    labelled = _load(data, n_customers, seed)
-    _check_classes(labelled)
-    matrix = feature_matrix(labelled.profiles)
-    x_train, x_holdout, y_train, y_holdout = train_test_split(
-        matrix,
-        labelled.labels,
-        test_size=HOLDOUT_FRACTION,
-        stratify=labelled.labels,
-        random_state=seed,
-    )
+    prepared = prepare_data(data, n_customers, seed)
     started = time.perf_counter()
-    estimator.fit(x_train, y_train)
+    estimator.fit(prepared.x_train, prepared.y_train)
     duration = time.perf_counter() - started
-    positive = list(estimator.classes_).index(1)
-    scores = estimator.predict_proba(x_holdout)[:, positive]
-    record = TrainingRecord(
-        author=resolve_author(author),
-        model_type=type(estimator).__name__,
-        hyperparameters=_jsonable(estimator.get_params()),
-        training_duration_s=round(duration, 3),
-        training_data=TrainingData(
-            source=labelled.source,
-            rows=len(labelled.labels),
-            train_rows=len(y_train),
-            holdout_rows=len(y_holdout),
-            sha256=labelled.sha256,
-        ),
-        features=[
-            FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
-            for name in FEATURE_NAMES
-        ],
-        metrics=holdout_metrics(y_holdout, scores),
-        feature_distributions=feature_distributions(x_train, FEATURE_NAMES),
-    )
-    return registry.register(estimator, record)
+    return register_fitted(registry, estimator, prepared, duration_s=duration, author=author)

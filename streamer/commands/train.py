@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from threadpoolctl import threadpool_limits
 
-from models.registry import RegistryError, registry_from_env
+from models.metadata import ModelMetadata
+from models.registry import ModelRegistry, RegistryError, registry_from_env
+from models.search import SearchResult, describe_params, search_and_register
 from models.train import TrainingDataError, train_and_register
+
+DEFAULT_TRIALS = 20
 
 
 @click.command("train")
@@ -26,18 +31,50 @@ from models.train import TrainingDataError, train_and_register
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
 @click.option("--author", default=None, help="Recorded author [default: $MODEL_AUTHOR or login].")
-def train(data: Path | None, customers: int, seed: int, author: str | None) -> None:
+@click.option(
+    "--search",
+    is_flag=True,
+    help="Run a random hyperparameter search first and register the best configuration.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Most configurations to try with --search [default: {DEFAULT_TRIALS}, "
+    "or unbounded with --time-budget].",
+)
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Most seconds to spend searching with --search; a trial that would overrun it "
+    "is not started.",
+)
+def train(
+    data: Path | None,
+    customers: int,
+    seed: int,
+    author: str | None,
+    search: bool,
+    trials: int | None,
+    time_budget: float | None,
+) -> None:
     """Train a churn model, evaluate it on a holdout and register it.
 
     Aliases are not moved: promote the new version with `streamer models promote`.
     """
+    if not search and (trials is not None or time_budget is not None):
+        raise click.UsageError("--trials and --time-budget need --search")
+    if search and trials is None and time_budget is None:
+        trials = DEFAULT_TRIALS
     registry = registry_from_env()
     source = str(data) if data else f"{customers} synthetic customers (seed {seed})"
-    click.echo(f"training on {source} ...", err=True)
+    click.echo(f"{'searching' if search else 'training'} on {source} ...", err=True)
     try:
-        meta = train_and_register(
-            registry, data=data, n_customers=customers, seed=seed, author=author
-        )
+        # One thread: OpenMP start-up and oversubscription on a shared host cost more than
+        # they give on data of this size, and make fit times (and a time budget) erratic.
+        with threadpool_limits(limits=1):
+            meta = _train(registry, data, customers, seed, author, search, trials, time_budget)
     except (TrainingDataError, RegistryError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = meta.metrics
@@ -60,3 +97,49 @@ def train(data: Path | None, customers: int, seed: int, author: str | None) -> N
         )
     else:
         click.echo(f"serving: latest version {meta.version} (no champion alias set)")
+
+
+def _report_search(result: SearchResult) -> None:
+    summary = result.summary
+    tried = len(summary.trials)
+    if summary.stopped_by == "time":
+        planned = f" of {summary.trial_budget}" if summary.trial_budget else ""
+        click.echo(
+            f"search stopped: time budget of {summary.time_budget_s:g} s reached after "
+            f"{tried}{planned} trials ({summary.duration_s:.1f} s)"
+        )
+    else:
+        click.echo(f"search finished: {tried} trials in {summary.duration_s:.1f} s")
+    best = result.best
+    click.echo(
+        f"best configuration (trial {summary.best_trial + 1}): {describe_params(best.params)} "
+        f"(validation log_loss={best.validation_log_loss:.4f} "
+        f"roc_auc={best.validation_roc_auc:.3f})"
+    )
+
+
+def _train(
+    registry: ModelRegistry,
+    data: Path | None,
+    customers: int,
+    seed: int,
+    author: str | None,
+    search: bool,
+    trials: int | None,
+    time_budget: float | None,
+) -> ModelMetadata:
+    if not search:
+        return train_and_register(
+            registry, data=data, n_customers=customers, seed=seed, author=author
+        )
+    result = search_and_register(
+        registry,
+        data=data,
+        n_customers=customers,
+        seed=seed,
+        author=author,
+        trials=trials,
+        time_budget_s=time_budget,
+    )
+    _report_search(result)
+    return result.metadata

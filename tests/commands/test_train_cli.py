@@ -77,3 +77,35 @@ def test_too_few_customers_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--customers" in result.output
     assert "Traceback" not in result.output
+
+
+def test_search_reports_the_best_configuration_and_registers_it(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--search", "--trials", "3", "--customers", "1000", "--seed", "4")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("search finished: 3 trials in ")
+    assert lines[1].startswith("best configuration (trial ")
+    assert "learning_rate=" in lines[1] and "validation log_loss=" in lines[1]
+    assert lines[2].startswith(f"registered v1 in {tmp_path}")
+    meta = ModelRegistry(tmp_path).metadata("v1")
+    assert meta.search is not None and len(meta.search.trials) == 3
+
+
+def test_search_time_budget_says_it_stopped(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path, "--search", "--time-budget", "0.000001", "--trials", "50", "--customers", "800"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith(
+        "search stopped: time budget of 1e-06 s reached after 1 of 50 trials"
+    )
+    assert ModelRegistry(tmp_path).versions() == ["v1"]
+
+
+def test_search_options_need_search(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--trials", "3")
+    assert result.exit_code == 2
+    assert "--trials and --time-budget need --search" in result.output
+    assert ModelRegistry(tmp_path).versions() == []
+    result = _run(tmp_path, "--search", "--time-budget", "0")
+    assert result.exit_code == 2 and "Invalid value for '--time-budget'" in result.output
