@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# The fault suite alone, with its figure lines (also part of `make test`).
+faults: install
+	$(BIN)/pytest -m faults -s
 
 bench: install
 	$(BIN)/python -m benchmarks.run $(ARGS)

@@ -96,15 +96,23 @@ class EmbeddedStack:
     kafka_port: int = 0
     redis_port: int = 0
     workdir: Path | None = None
+    # A broker already running elsewhere (`kafka://host:port`): start() then runs Redis only.
+    external_broker: str | None = None
+    # Redis with an append-only file: a stop and restart keeps the data (outage drills).
+    redis_persistent: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def kafka_broker(self) -> str:
-        return f"kafka://127.0.0.1:{self.kafka_port}"
+        return self.external_broker or f"kafka://127.0.0.1:{self.kafka_port}"
 
     @property
     def bootstrap_servers(self) -> str:
+        if self.external_broker:
+            from topics.catalogue import bootstrap_servers
+
+            return bootstrap_servers(self.external_broker)
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
@@ -120,7 +128,8 @@ class EmbeddedStack:
         self.workdir = self.workdir.resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.start_broker()
+            if not self.external_broker:
+                self.start_broker()
             self.start_redis()
         except BaseException:
             self.stop()
@@ -160,7 +169,9 @@ class EmbeddedStack:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.redis_persistent else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.workdir),
         ]

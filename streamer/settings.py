@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
+        repr=False,  # may hold a password: repr() shows redis_url_redacted instead
         validation_alias=_env("REDIS_URL"),
         description="REDIS_URL: the profile store",
     )
@@ -239,6 +240,10 @@ class Settings(BaseSettings):
     def redis_url_redacted(self) -> str:
         """REDIS_URL with any password masked, for messages and logs."""
         return redact_url(self.redis_url)
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()
+        yield "redis_url", self.redis_url_redacted
 
     def redis_client_options(self) -> dict[str, Any]:
         """Keyword arguments for `redis.Redis.from_url` (password, TLS CA)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,14 @@ _prefixes = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """A real Kafka-protocol broker (Tansu) and a real Redis for the whole session."""
-    with EmbeddedStack(workdir=tmp_path_factory.mktemp("stack")) as running:
+    """A real Kafka-protocol broker (Tansu) and a real Redis for the whole session.
+
+    With KAFKA_BROKER set, that broker (a real Apache Kafka, say) is used instead of Tansu.
+    """
+    external = os.environ.get("KAFKA_BROKER") or None
+    with EmbeddedStack(
+        workdir=tmp_path_factory.mktemp("stack"), external_broker=external
+    ) as running:
         yield running
 
 
