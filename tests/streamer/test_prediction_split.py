@@ -1,0 +1,112 @@
+"""The prediction agent's scoring step: which model scores which events, one call per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models.features import feature_matrix
+from models.registry import LoadedModel, ModelRegistry
+from models.synthetic import generate_customers
+from models.train import train_and_register
+from streamer.agents import prediction
+from streamer.scoring import ServingModels, routes_to_challenger
+from streamer.settings import Settings
+
+
+class CountingModel:
+    """A real loaded model that counts its predict calls."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.version = model.version
+        self.calls = 0
+
+    def score(self, rows: Any) -> np.ndarray:
+        self.calls += 1
+        return self.model.score(rows)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    root = tmp_path_factory.mktemp("split")
+    registry = ModelRegistry(root)
+    train_and_register(registry, n_customers=800, seed=1, author="ci")
+    train_and_register(registry, n_customers=800, seed=2, author="ci")
+    return registry.load("v1"), registry.load("v2")
+
+
+def _batch(n: int = 2000) -> tuple[np.ndarray, list[str]]:
+    customers = generate_customers(n, seed=4)
+    return feature_matrix(customers), [str(c["customer_id"]) for c in customers]
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    monkeypatch.setattr(prediction, "settings", Settings(**env))  # type: ignore[arg-type]
+
+
+def test_split_sends_the_hashed_share_to_the_challenger(
+    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="split")
+    champion, challenger = CountingModel(models[0]), CountingModel(models[1])
+    matrix, ids = _batch()
+    served, shadow = prediction.score_batch(
+        ServingModels(champion, challenger),  # type: ignore[arg-type]
+        matrix,
+        ids,
+    )
+    assert shadow is None
+    assert (champion.calls, challenger.calls) == (1, 1)  # one call per model per batch
+    by_role = {part.role: part for part in served}
+    rows = sorted(np.concatenate([part.rows for part in served]).tolist())
+    assert rows == list(range(len(ids)))  # every event scored exactly once
+    for role, part in by_role.items():
+        assert all(routes_to_challenger(ids[i], 0.3) == (role == "challenger") for i in part.rows)
+        np.testing.assert_allclose(part.scores, part.model.score(matrix[part.rows]))
+    share = len(by_role["challenger"].rows) / len(ids)
+    assert 0.25 < share < 0.35
+
+
+def test_shadow_scores_every_event_with_both(
+    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="shadow")
+    champion, challenger = CountingModel(models[0]), CountingModel(models[1])
+    matrix, ids = _batch(300)
+    served, shadow = prediction.score_batch(
+        ServingModels(champion, challenger),  # type: ignore[arg-type]
+        matrix,
+        ids,
+    )
+    assert [(part.role, len(part.rows)) for part in served] == [("champion", 300)]
+    assert shadow is not None and (shadow.role, len(shadow.rows)) == ("challenger", 300)
+    assert shadow.model is challenger and (champion.calls, challenger.calls) == (1, 1)
+
+
+def test_without_a_challenger_the_champion_scores_everything(
+    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="1.0")
+    champion = CountingModel(models[0])
+    matrix, ids = _batch(100)
+    served, shadow = prediction.score_batch(
+        ServingModels(champion, None),  # type: ignore[arg-type]
+        matrix,
+        ids,
+    )
+    assert shadow is None and [(p.role, len(p.rows)) for p in served] == [("champion", 100)]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STREAMER_CHALLENGER_SHARE": "1.5"}, "less than or equal to 1"),
+        ({"STREAMER_CHALLENGER_MODE": "canary"}, "'split' or 'shadow'"),
+    ],
+)
+def test_bad_challenger_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(**env)  # type: ignore[arg-type]
