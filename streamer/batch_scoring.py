@@ -1,6 +1,6 @@
 """Re-score every stored profile with one model: the batch path behind `streamer score-batch`.
 
-Profiles are read with SCAN ``profile:*`` in pages (``HGETALL`` pipelined per page), scored
+Profiles are read in SCAN pages of ``profile:*`` (one Lua call per page), scored
 with one ``predict_proba`` call per page and written back with one Lua call per page.
 
 Scores and the stream
@@ -39,15 +39,16 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 from tqdm import tqdm
 
-from models.features import feature_matrix
+from models.features import COUNTER_FIELDS, feature_matrix
 from models.registry import LoadedModel
 from streamer.profiles import PROFILE_PREFIX
 from topics.events import utc_now_ms
@@ -56,27 +57,58 @@ PROGRESS_KEY = "score-batch:progress"
 EXPORT_HEADER = ("customer_id", "churn_score", "model_version")
 DEFAULT_PAGE_SIZE = 1000
 
-# KEYS[1]: the progress hash. ARGV: cursor, model_version, scored_at, export_offset, then
-# 3 per profile: customer_id, churn_score, event_ts. Returns profiles written.
+# Both scripts move a whole page as one JSON string: parsing one reply element per key and
+# field in Python, not Redis or the model, is what bounds a batch scorer's rate.
+
+# ARGV: cursor, page size, key pattern, then the fields to read. Returns JSON
+# [next cursor, keys, values]: per key its field values (false where absent), or 0 for a
+# key that is gone or not a hash.
+_READ_PAGE = """
+local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[3], 'COUNT', ARGV[2])
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local values = {}
+for i, key in ipairs(page[2]) do
+  if redis.call('TYPE', key)['ok'] == 'hash' then
+    values[i] = redis.call('HMGET', key, unpack(fields))
+  else
+    values[i] = 0
+  end
+end
+return cjson.encode({page[1], page[2], values})
+"""
+
+# KEYS[1]: the progress hash. ARGV: cursor, model_version, scored_at, export_offset and a
+# JSON list of [customer_id, churn_score, event_ts] (strings: Lua numbers would round the
+# score). Applies the stream's guard, then checkpoints; returns profiles written.
 _WRITE_PAGE = """
 local written = 0
-for b = 5, #ARGV, 3 do
-  local key = 'profile:' .. ARGV[b]
+local scores = cjson.decode(ARGV[5])
+for _, item in ipairs(scores) do
+  local key = 'profile:' .. item[1]
   if redis.call('EXISTS', key) == 1 then
     local newest = tonumber(redis.call('HGET', key, 'scored_event_ts') or '0') or 0
-    if tonumber(ARGV[b + 2]) >= newest then
-      redis.call('HSET', key, 'churn_score', ARGV[b + 1], 'model_version', ARGV[2],
-                 'scored_at', ARGV[3], 'scored_event_ts', ARGV[b + 2])
+    if tonumber(item[3]) >= newest then
+      redis.call('HSET', key, 'churn_score', item[2], 'model_version', ARGV[2],
+                 'scored_at', ARGV[3], 'scored_event_ts', item[3])
       written = written + 1
     end
   end
 end
-local scored = (#ARGV - 4) / 3
 redis.call('HSET', KEYS[1], 'cursor', ARGV[1], 'export_offset', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'scored', scored)
+redis.call('HINCRBY', KEYS[1], 'scored', #scores)
 redis.call('HINCRBY', KEYS[1], 'written', written)
 return written
 """
+
+READ_FIELDS: tuple[str, ...] = (
+    "plan",
+    "contract",
+    "tenure_months",
+    "monthly_spend",
+    *COUNTER_FIELDS,
+    "last_event_ts",
+)
 
 
 class BatchScoringError(Exception):
@@ -114,9 +146,28 @@ class _Progress:
     resumed: bool = False
 
 
-def _event_ts(profile: dict[str, str]) -> int:
+def _read_page(
+    read_page: Any, cursor: int, page_size: int
+) -> tuple[int, list[str], list[dict[str, object]]]:
+    """The next cursor, and the customer ids and fields of the page's profiles."""
+    next_cursor, keys, values = orjson.loads(
+        read_page(args=[cursor, page_size, PROFILE_PREFIX + "*", *READ_FIELDS])
+    )
+    ids: list[str] = []
+    profiles: list[dict[str, object]] = []
+    # cjson writes an empty Lua table as {}, not [].
+    for key, fields in zip(keys or [], values or [], strict=True):
+        if fields:
+            ids.append(key[len(PROFILE_PREFIX) :])
+            profiles.append(
+                {name: value for name, value in zip(READ_FIELDS, fields, strict=True) if value}
+            )
+    return int(next_cursor), ids, profiles
+
+
+def _event_ts(profile: Mapping[str, object]) -> int:
     try:
-        return max(0, int(float(profile.get("last_event_ts") or 0)))
+        return max(0, int(float(profile.get("last_event_ts") or 0)))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return 0
 
@@ -203,6 +254,7 @@ def score_profiles(
     if state.resumed:
         say(f"resuming: {state.scored} profiles already scored with {model.version}")
     write_page = client.register_script(_WRITE_PAGE)
+    read_page = client.register_script(_READ_PAGE)
     export_file = _open_export(export, state) if export else None
     if export_file is not None and not state.resumed:
         # The header is part of the checkpointed length, so a resume never cuts it off.
@@ -221,30 +273,17 @@ def score_profiles(
     cursor = state.cursor
     try:
         while True:
-            cursor, keys = client.scan(cursor=cursor, match=PROFILE_PREFIX + "*", count=page_size)
-            pipe = client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hgetall(key)
-            replies: list[Any] = pipe.execute(raise_on_error=False) if keys else []
-            ids: list[str] = []
-            profiles: list[dict[str, str]] = []
-            for key, profile in zip(keys, replies, strict=True):
-                if isinstance(profile, dict) and profile:  # gone, or not a hash: skip
-                    ids.append(str(key)[len(PROFILE_PREFIX) :])
-                    profiles.append(profile)
-            args: list[str | int] = []
+            cursor, ids, profiles = _read_page(read_page, cursor, page_size)
+            payload = b"[]"
             if profiles:
                 scores = model.score(feature_matrix(profiles)).tolist()
-                ts = [_event_ts(profile) for profile in profiles]
-                for customer_id, score, event_ts in zip(ids, scores, ts, strict=True):
-                    args += [customer_id, repr(score), event_ts]
+                texts = [repr(score) for score in scores]
+                ts = [str(_event_ts(profile)) for profile in profiles]
+                payload = orjson.dumps(list(zip(ids, texts, ts, strict=True)))
                 if export_file is not None:
                     export_file.write(
                         _csv_bytes(
-                            [
-                                (cid, repr(s), model.version)
-                                for cid, s in zip(ids, scores, strict=True)
-                            ]
+                            [(cid, t, model.version) for cid, t in zip(ids, texts, strict=True)]
                         )
                     )
                     export_file.flush()
@@ -252,7 +291,7 @@ def score_profiles(
             written = int(
                 write_page(
                     keys=[PROGRESS_KEY],
-                    args=[cursor, model.version, utc_now_ms(), offset, *args],
+                    args=[cursor, model.version, utc_now_ms(), offset, payload],
                 )
             )
             state.scored += len(profiles)
