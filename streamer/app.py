@@ -39,6 +39,11 @@ app = faust.App(
     broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
     producer_linger=0.005,
+    # Faust's default waits at every rebalance until each in-flight message is acked, and
+    # hangs for good when the rebalance dropped a queued copy of a message that two agents
+    # read (faust-streaming#133). Not waiting is safe here: offsets still advance only past
+    # acked events, and redelivered events are not counted twice (see streamer.profiles).
+    stream_wait_empty=False,
     web_enabled=True,
 )
 

@@ -44,15 +44,22 @@ class ProfileFileError(ValueError):
 def read_profiles(path: Path) -> Iterator[StaticProfile | RowError]:
     """Yield each row as a `StaticProfile`, or a `RowError` naming its line and field."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        # surrogateescape: a row with bytes that are not UTF-8 is reported by its line
+        # number instead of failing the whole file.
+        handle = path.open(newline="", encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise ProfileFileError(f"cannot open {path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        handle.close()
+        raise ProfileFileError(f"cannot open {path}: not a regular file")
     with handle:
         reader = csv.DictReader(handle)
         try:
             header = reader.fieldnames
         except (UnicodeDecodeError, csv.Error) as exc:
             raise ProfileFileError(f"{path} is not a UTF-8 CSV file: {exc}") from None
+        if header and any(_not_utf8(name) for name in header):
+            raise ProfileFileError(f"{path} is not a UTF-8 CSV file (header line)")
         if not header or "customer_id" not in header:
             raise ProfileFileError(f"{path}: header must include customer_id")
         while True:
@@ -66,6 +73,9 @@ def read_profiles(path: Path) -> Iterator[StaticProfile | RowError]:
             if None in row:
                 yield RowError(reader.line_num, "more values than header columns")
                 continue
+            if any(_not_utf8(value) for value in row.values() if isinstance(value, str)):
+                yield RowError(reader.line_num, "not valid UTF-8")
+                continue
             values = {key: value for key, value in row.items() if value not in (None, "")}
             try:
                 yield StaticProfile.model_validate(values)
@@ -73,3 +83,7 @@ def read_profiles(path: Path) -> Iterator[StaticProfile | RowError]:
                 error = exc.errors(include_url=False)[0]
                 field = ".".join(str(part) for part in error["loc"])
                 yield RowError(reader.line_num, f"{field}: {error['msg']}")
+
+
+def _not_utf8(text: str) -> bool:
+    return any("\udc80" <= char <= "\udcff" for char in text)

@@ -6,16 +6,20 @@ import asyncio
 from pathlib import Path
 
 import click
+import redis.asyncio as aioredis
 import redis.exceptions
 
 from streamer.commands.common import load_settings
 from streamer.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
 from streamer.profiles import RedisProfileStore
+from streamer.settings import Settings
 
 MAX_ERRORS_SHOWN = 20
 
 
-async def load_file(path: Path, redis_url: str) -> tuple[int, list[RowError]]:
+async def load_file(
+    path: Path, redis_url: str, settings: Settings | None = None
+) -> tuple[int, list[RowError]]:
     """Load every good row of a profile CSV; returns (loaded, errors)."""
     errors: list[RowError] = []
     good: list[StaticProfile] = []
@@ -24,7 +28,11 @@ async def load_file(path: Path, redis_url: str) -> tuple[int, list[RowError]]:
             errors.append(item)
         else:
             good.append(item)
-    store = RedisProfileStore.from_url(redis_url, dedup_window_s=60)
+    options = settings.redis_client_options() if settings is not None else {}
+    client = aioredis.Redis.from_url(
+        redis_url, decode_responses=True, socket_connect_timeout=5, **options
+    )
+    store = RedisProfileStore(client, dedup_window_s=60)
     try:
         loaded = await store.load_profiles(profile.model_dump() for profile in good)
     finally:
@@ -43,11 +51,20 @@ def load(file: Path) -> None:
     """Load static attributes (customer_id,plan,contract,tenure_months,monthly_spend,country)."""
     settings = load_settings()
     try:
-        loaded, errors = asyncio.run(load_file(file, settings.redis_url))
+        loaded, errors = asyncio.run(load_file(file, settings.redis_url, settings))
     except ProfileFileError as exc:
         raise click.ClickException(str(exc)) from None
-    except (redis.exceptions.ConnectionError, OSError) as exc:
-        raise click.ClickException(f"REDIS_URL {settings.redis_url} unreachable: {exc}") from None
+    except redis.exceptions.AuthenticationError as exc:
+        raise click.ClickException(
+            f"REDIS_URL {settings.redis_url_redacted}: authentication failed "
+            f"(REDIS_PASSWORD/REDIS_USERNAME): {exc}"
+        ) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        raise click.ClickException(
+            f"REDIS_URL {settings.redis_url_redacted} unreachable: {exc}"
+        ) from None
+    except redis.exceptions.RedisError as exc:
+        raise click.ClickException(f"REDIS_URL {settings.redis_url_redacted}: {exc}") from None
     for error in errors[:MAX_ERRORS_SHOWN]:
         click.echo(f"skipped {file}: {error}", err=True)
     if len(errors) > MAX_ERRORS_SHOWN:

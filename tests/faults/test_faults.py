@@ -1,0 +1,352 @@
+"""The fault suite: duplicates, malformed input, a Redis outage, a killed worker, SIGTERM.
+
+Each scenario prints one line of figures (`FAULTS <scenario>: ...`). Lost and double
+counted are 0 in the profile counters in every scenario. Run alone with `make faults`;
+against a real Kafka with `KAFKA_BROKER=kafka://host:9092 make faults`.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streamer.devstack import EmbeddedStack
+from tests.faults.harness import (
+    Background,
+    Measure,
+    encode,
+    make_events,
+    on_tansu,
+    wait_until,
+)
+from tests.faults.malformed import generate_cases
+from tests.support import Worker, http, new_worker, produce_raw, worker_env
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+STREAMER = str(Path(sys.executable).with_name("streamer"))
+
+
+def _env(
+    stack: EmbeddedStack,
+    prefix: str,
+    redis_db: int,
+    registry: Path,
+    tmp_path: Path,
+    **extra: str,
+) -> dict[str, str]:
+    return worker_env(
+        stack,
+        prefix=prefix,
+        redis_db=redis_db,
+        registry=registry,
+        data_dir=tmp_path / "data",
+        **extra,
+    )
+
+
+def _redis_url(stack: EmbeddedStack, db: int) -> str:
+    return f"redis://127.0.0.1:{stack.redis_port}/{db}"
+
+
+def test_duplicates_and_replays_count_once(
+    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
+) -> None:
+    valid = make_events(1500, run=f"{topic_prefix}dup", seed=2)
+    rng = random.Random(3)
+    resent = rng.sample(valid, 200)  # producer retries: the same bytes again
+    batch_again = valid[500:1000]  # a whole batch re-published
+    rewritten = [{**e, "ts": int(str(e["ts"])) + 7} for e in rng.sample(valid, 50)]
+    messages = [encode(e) for e in valid]
+    messages += [encode(e) for e in resent]
+    messages += [encode(e) for e in batch_again]
+    messages += [encode(e) for e in rewritten]  # same event_id, different content
+    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
+    worker = new_worker(_env(stack, topic_prefix, redis_db, trained_registry, tmp_path), tmp_path)
+    worker.start()
+    try:
+        topic = f"{topic_prefix}customer-events"
+        produce_raw(stack.bootstrap_servers, topic, messages[:1500])
+        measure.wait_counted(valid)
+        # The replays arrive after the originals were counted and committed.
+        produce_raw(stack.bootstrap_servers, topic, messages[1500:])
+        figures, records, _ = measure.figures(
+            "duplicates+replays", sent=len(messages), valid=valid, base_url=worker.base_url
+        )
+    finally:
+        worker.stop()
+    print(figures.line())
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.profiles == len(valid)
+    # One prediction per first-seen event: duplicates are dropped before scoring.
+    assert Counter(r["event_id"] for r in records) == Counter(str(e["event_id"]) for e in valid)
+    assert figures.tables == figures.table_expected
+
+
+def test_fuzzed_malformed_events_all_dead_lettered_none_valid_lost(
+    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
+) -> None:
+    cases = generate_cases(150)
+    assert len({c.category for c in cases}) == 11, "every category drawn"
+    valid = make_events(800, run=f"{topic_prefix}fz", seed=4)
+    messages: list[tuple[bytes | None, bytes]] = [encode(e) for e in valid]
+    rng = random.Random(5)
+    for case in cases:  # interleaved with the valid ones
+        messages.insert(rng.randrange(len(messages) + 1), (case.key, case.value))
+    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
+    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
+    worker = new_worker(env, tmp_path)
+    worker.start()
+    try:
+        produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)
+        _bad_http_requests_answer_4xx(worker)
+        measure.wait_counted(valid)
+        figures, _, letters = measure.figures(
+            "malformed-fuzz",
+            sent=len(messages),
+            valid=valid,
+            base_url=worker.base_url,
+            dead_expected=len(cases),
+        )
+
+        # Every malformed message is in the DLQ once, with its precise reason.
+        expected: dict[tuple[bytes | None, bytes], list[str]] = {}
+        for case in cases:
+            expected.setdefault((case.key, case.value), []).append(case.reason)
+        unmatched = []
+        for letter in letters:
+            original = (letter["_raw_key"], base64.b64decode(letter["payload_b64"]))
+            reasons = expected.get(original, [])
+            match = next((r for r in reasons if r in letter["reason"]), None)
+            if match is None:
+                unmatched.append((letter["reason"], original[1][:60]))
+                continue
+            reasons.remove(match)
+            assert letter["stage"] == "validation"
+            assert letter["_headers"]["dlq.stage"] == b"validation"
+            assert letter["_headers"]["dlq.reason"].decode() == letter["reason"][:1024]
+        assert not unmatched, unmatched[:5]
+        assert not [r for rs in expected.values() for r in rs], "malformed events missing"
+
+        # The CLI sees the same dead letters, and a replay re-publishes every one of them.
+        cli_env = {**env, "STREAMER_DATA_DIR": str(tmp_path / "cli")}
+        listed = _streamer(cli_env, "dlq", "list", "--json", "--limit", "1000", "--idle", "1")
+        # JSON lines end in \n; a key may hold other Unicode line breaks.
+        assert listed.stdout.count("\n") == len(cases), listed.stderr
+        replay = _streamer(cli_env, "dlq", "replay", "--stage", "validation", "--idle", "1")
+        assert replay.stdout.startswith(f"replayed {len(cases)} dead letter(s)"), replay
+        # Still malformed after a replay: dead-lettered again, nothing counted.
+        again = measure.dead_letters(expect=2 * len(cases))
+        assert len(again) == 2 * len(cases)
+        counted, lost, double = measure.lost_and_double(valid)
+        assert (counted, lost, double) == (len(valid), 0, 0)
+    finally:
+        worker.stop()
+    figures.notes.append(f"categories={len({c.category for c in cases})}")
+    figures.notes.append(f"dlq replay re-dead-lettered {len(again) - len(cases)}")
+    print(figures.line())
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.dead_letters == len(cases)
+    assert figures.predicted_events == len(valid)
+    assert figures.tables == figures.table_expected
+
+
+def _streamer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [STREAMER, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _bad_http_requests_answer_4xx(worker: Worker) -> None:
+    """Bad requests at the HTTP door: bounded, JSON, 4xx; the stream carries on."""
+    url = f"{worker.base_url}/api/predict"
+    status, body = http("POST", url, b"x" * (64 * 1024 + 1))
+    assert status == 413 and "error" in body
+    status, body = http("POST", url, b"{not json")
+    assert status == 422 and "not valid JSON" in body["error"]
+    status, body = http("POST", url, b"[1, 2]")
+    assert status == 422 and "JSON object" in body["error"]
+    status, body = http("POST", url, orjson.dumps({"tenure_months": "many"}))
+    assert status == 422 and body.get("field") == "tenure_months"
+    status, body = http("GET", f"{worker.base_url}/api/profiles/nobody-at-all")
+    assert status == 404 and "error" in body
+    for response in (body,):
+        assert len(orjson.dumps(response)) < 1024
+
+
+def test_redis_outage_mid_stream(
+    stack: EmbeddedStack, trained_registry: Path, topic_prefix: str, tmp_path: Path
+) -> None:
+    # A Redis of its own, with an append-only file so a stop and start keeps the data.
+    outage = EmbeddedStack(workdir=(tmp_path / "redis").resolve(), redis_persistent=True)
+    outage.workdir.mkdir(parents=True)  # type: ignore[union-attr]
+    outage.start_redis()
+    redis_url = f"redis://127.0.0.1:{outage.redis_port}/0"
+    valid = make_events(4000, run=f"{topic_prefix}out", seed=6)
+    measure = Measure(stack, topic_prefix, redis_url)
+    env = _env(stack, topic_prefix, 0, trained_registry, tmp_path, REDIS_URL=redis_url)
+    worker = new_worker(env, tmp_path)
+    saw_503 = back_to_200 = False
+    down_s = 0.0
+    try:
+        worker.start()
+        producer = Background(
+            stack.bootstrap_servers,
+            f"{topic_prefix}customer-events",
+            [encode(e) for e in valid],
+            chunk=200,
+            pause_s=0.4,
+        )
+        producer.start()
+        wait_until(lambda: producer.sent >= 800, timeout=30)
+        outage.stop_process("redis")
+        down_at = time.monotonic()
+        saw_503 = wait_until(lambda: _ready_status(worker) == 503, timeout=15)
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))
+        outage.start_redis()
+        down_s = time.monotonic() - down_at
+        back_to_200 = wait_until(lambda: _ready_status(worker) == 200, timeout=60)
+        producer.finish()
+        measure.wait_counted(valid)
+        figures, _, _ = measure.figures(
+            "redis-outage", sent=len(valid), valid=valid, base_url=worker.base_url
+        )
+        retries = _metric(worker, "streamer_store_retries_total")
+    finally:
+        worker.stop()
+        outage.stop()
+    figures.notes.append(
+        f"redis down {down_s:.1f}s, ready 503={saw_503} "
+        f"then 200={back_to_200}, store retries={retries:.0f}"
+    )
+    print(figures.line())
+    assert saw_503 and back_to_200
+    assert retries > 0
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.profiles == len(valid)
+    assert figures.predicted_events == len(valid)
+    assert figures.tables == figures.table_expected
+
+
+def _ready_status(worker: Worker) -> int:
+    try:
+        status, _ = http("GET", f"{worker.base_url}/ready", timeout=3)
+    except OSError:
+        return 0
+    return status
+
+
+def _metric(worker: Worker, name: str) -> float:
+    status, text = http("GET", f"{worker.base_url}/metrics")
+    assert status == 200
+    for line in str(text).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_sigkill_one_of_two_workers_mid_stream(
+    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
+) -> None:
+    valid = make_events(6000, run=f"{topic_prefix}kill", customers=200, seed=7)
+    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
+    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
+    survivor = new_worker(env, tmp_path, "survivor")
+    victim = new_worker({**env, "STREAMER_DATA_DIR": str(tmp_path / "data2")}, tmp_path, "victim")
+    try:
+        survivor.start()
+        victim.start()
+        producer = Background(
+            stack.bootstrap_servers,
+            f"{topic_prefix}customer-events",
+            [encode(e) for e in valid],
+            chunk=300,
+            pause_s=0.3,
+        )
+        producer.start()
+        assert wait_until(lambda: measure.counted() >= 1500, timeout=60), "no progress"
+        assert victim.process is not None
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        killed_at = measure.counted()
+        producer.finish()
+        measure.wait_counted(valid, timeout=180)
+        figures, records, _ = measure.figures(
+            "sigkill-1-of-2", sent=len(valid), valid=valid, base_url=survivor.base_url
+        )
+    finally:
+        victim.stop()
+        survivor.stop()
+    per_event = Counter(r["event_id"] for r in records)
+    redelivered = sum(n - 1 for n in per_event.values())
+    table_gap = figures.table_expected - figures.tables
+    figures.notes.append(f"killed after {killed_at} counted; re-scored on redelivery {redelivered}")
+    if table_gap > 0:
+        figures.notes.append(
+            f"tables short by {table_gap}: table recovery reads to the high watermark, which "
+            "Tansu under-reports (Apache Kafka: 0)"
+        )
+    elif table_gap < 0:
+        figures.notes.append(
+            f"tables over by {-table_gap}: at-least-once changelog replay after the kill "
+            "(exactly-once tables need Kafka transactions)"
+        )
+    print(figures.line())
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.profiles == len(valid)
+    assert figures.predicted_events == len(valid)
+    if not on_tansu():
+        assert figures.tables >= figures.table_expected
+
+
+def test_sigterm_during_burst_drains_and_commits(
+    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
+) -> None:
+    valid = make_events(15000, run=f"{topic_prefix}term", customers=300, seed=8)
+    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
+    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
+    first = new_worker(env, tmp_path, "first")
+    second = new_worker(env, tmp_path, "second")
+    try:
+        first.start()
+        produce_raw(
+            stack.bootstrap_servers, f"{topic_prefix}customer-events", [encode(e) for e in valid]
+        )
+        assert wait_until(lambda: measure.counted() >= 3000, timeout=60), "no progress"
+        assert first.process is not None
+        first.process.send_signal(signal.SIGTERM)
+        exit_code = first.process.wait(60)
+        counted_at_exit = measure.counted()
+        committed = measure.committed_offsets("customer-events")
+        drained = "drained the batch in hand" in first.log_path.read_text(errors="replace")
+        second.start()
+        measure.wait_counted(valid)
+        figures, records, _ = measure.figures(
+            "sigterm-burst", sent=len(valid), valid=valid, base_url=second.base_url
+        )
+    finally:
+        first.stop()
+        second.stop()
+    per_event = Counter(r["event_id"] for r in records)
+    rescored = sum(per_event.values()) - len(per_event)
+    figures.notes.append(
+        f"exit code {exit_code}; at exit counted={counted_at_exit} committed={committed} "
+        f"(batch drained: {drained}); re-scored after restart {rescored}"
+    )
+    print(figures.line())
+    assert exit_code == 0
+    # Every event counted before exit had its offset committed: none is read again.
+    assert committed == counted_at_exit
+    assert counted_at_exit < len(valid), "SIGTERM came after the burst was done"
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.profiles == len(valid)
+    assert figures.predicted_events == len(valid)
