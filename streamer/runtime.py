@@ -52,8 +52,9 @@ def fail_fast(message: str) -> None:
     Only used before any event is consumed, so there is nothing to commit or flush.
     """
     log.critical(message)
-    sys.stderr.write(f"streamer: error: {message}\n")
     sys.stderr.flush()
+    # Straight to fd 2: the Faust worker redirects sys.stderr into its log.
+    os.write(2, f"streamer: error: {message}\n".encode())
     os._exit(2)
 
 

@@ -10,9 +10,15 @@ from streamer.commands.common import load_settings
 from topics.catalogue import ALL_TOPICS, bootstrap_servers
 
 
-def create_topics(broker: str, prefix: str, partitions: int, timeout: float = 15.0) -> list[str]:
+def create_topics(
+    broker: str,
+    prefix: str,
+    partitions: int,
+    timeout: float = 15.0,
+    config: dict[str, str] | None = None,
+) -> list[str]:
     """Create every catalogue topic that does not exist; returns the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers(broker)})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers(broker), **(config or {})})
     wanted = [
         NewTopic(spec.full_name(prefix), num_partitions=partitions, replication_factor=1)
         for spec in ALL_TOPICS
@@ -39,7 +45,10 @@ def create() -> None:
     settings = load_settings()
     try:
         created = create_topics(
-            settings.kafka_broker, settings.topic_prefix, settings.topic_partitions
+            settings.kafka_broker,
+            settings.topic_prefix,
+            settings.topic_partitions,
+            config=settings.kafka_client_config(),
         )
     except KafkaException as exc:
         raise click.ClickException(f"KAFKA_BROKER {settings.kafka_broker}: {exc}") from None

@@ -43,7 +43,11 @@ def produce(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    producer = EventProducer(settings.kafka_broker, topic_prefix=settings.topic_prefix)
+    producer = EventProducer(
+        settings.kafka_broker,
+        topic_prefix=settings.topic_prefix,
+        config=settings.kafka_client_config(),
+    )
     report = run_traffic(
         producer,
         default_generator(customers, seed),
