@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         validation_alias=_env("STREAMER_BATCH_WITHIN"),
         description="STREAMER_BATCH_WITHIN: longest wait (s) to fill a micro-batch",
     )
+    fetch_max_wait_s: float = Field(
+        0.01,
+        gt=0,
+        le=1.5,
+        validation_alias=_env("STREAMER_FETCH_MAX_WAIT"),
+        description="STREAMER_FETCH_MAX_WAIT: longest a fetch may wait at the broker (s)",
+    )
     dedup_window_s: int = Field(
         7 * 24 * 3600,
         ge=60,

@@ -17,7 +17,7 @@ from faust.types import EventT, StreamT
 
 from streamer import metrics
 from streamer.agents.batching import micro_batches
-from streamer.app import app
+from streamer.app import app, settings
 from streamer.channels import enriched_events
 from streamer.deadletter import send_dead_letter
 from streamer.event_context import acting_as
@@ -31,6 +31,11 @@ STAGE: Final = "counting"
 async def count_page_views(stream: StreamT[bytes]) -> None:
     """Consume enriched events in micro-batches and update the page-view tables."""
     await runtime.wait_started()
+    # Table writes queue their changelog messages in Faust's producer buffer; past its
+    # default 100 pending, Faust halts every stream and drains it one message per wake-up.
+    # One batch queues up to three per event (page total, page window, customer).
+    buffer = app.producer.buffer
+    buffer.max_messages = max(buffer.max_messages, 4 * settings.batch_size)
     await run_batches(micro_batches(stream), count_batch)
 
 
