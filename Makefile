@@ -29,7 +29,7 @@ faults: install
 	$(BIN)/pytest -m faults -s
 
 bench: install
-	$(BIN)/python -m benchmarks.run $(ARGS)
+	$(BIN)/streamer bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
