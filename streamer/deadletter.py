@@ -50,6 +50,7 @@ async def send_dead_letter(event: EventT, reason: str, error_type: str, stage: S
         ("dlq.error_type", error_type.encode()),
         ("dlq.stage", stage.encode()),
         ("dlq.source", f"{source['topic']}/{source['partition']}/{source['offset']}".encode()),
+        ("dlq.failed_at", str(record["failed_at"]).encode()),
     ]
     await dead_letters.send(key=event.message.key, value=orjson.dumps(record), headers=headers)
     metrics.DEAD_LETTERS.labels(stage).inc()
