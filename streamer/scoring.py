@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +53,43 @@ def challenger_mask(customer_ids: Sequence[str], share: float) -> np.ndarray:
         dtype=bool,
         count=len(customer_ids),
     )
+
+
+class ScoreCache:
+    """The last score per (role, customer), valid only for the same model and feature row.
+
+    Every event type moves a feature counter, so a hit means the same profile snapshot was
+    scored before by the same model: a redelivery after a rebalance or restart, whose whole
+    batch then costs no model call. Bounded, least recently used out.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], tuple[str, tuple[float, ...], float]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self, role: str, customer_id: str, version: str, row: tuple[float, ...]
+    ) -> float | None:
+        """The cached score, if this customer's last score came from this model and row."""
+        entry = self._entries.get((role, customer_id))
+        if entry is None or entry[0] != version or entry[1] != row:
+            return None
+        self._entries.move_to_end((role, customer_id))
+        return entry[2]
+
+    def put(
+        self, role: str, customer_id: str, version: str, row: tuple[float, ...], score: float
+    ) -> None:
+        key = (role, customer_id)
+        self._entries[key] = (version, row, score)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True)

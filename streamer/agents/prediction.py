@@ -34,10 +34,13 @@ from streamer.channels import enriched_events, predictions
 from streamer.deadletter import send_dead_letter
 from streamer.profiles import ScoreUpdate
 from streamer.runtime import runtime
-from streamer.scoring import Role, ServingModels, challenger_mask
+from streamer.scoring import Role, ScoreCache, ServingModels, challenger_mask
 from topics.events import utc_now_ms
 
 STAGE: Final = "prediction"
+
+# Per worker process: a customer's partition, and so its events, stay on one worker.
+_cache = ScoreCache()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Scored:
     role: Role
     rows: np.ndarray  # indices into the batch
     scores: list[float]
+    cached: int = 0  # scores taken from the cache instead of the model
 
 
 @app.agent(enriched_events, name="predict")
@@ -58,20 +62,51 @@ async def predict(stream: StreamT[bytes]) -> None:
         await predict_batch(batch)
 
 
-def score_batch(
-    serving: ServingModels, matrix: np.ndarray, customer_ids: Sequence[str]
-) -> tuple[list[Scored], Scored | None]:
-    """Split a feature matrix between the roles; (served scores, shadow scores or None).
+def _score_part(
+    model: LoadedModel,
+    role: Role,
+    index: np.ndarray,
+    rows: Sequence[Sequence[float]],
+    customer_ids: Sequence[str],
+    cache: ScoreCache | None,
+) -> Scored:
+    """Scores of the rows at ``index``: cached where valid, else one model call for the rest."""
+    if cache is None:
+        matrix = np.asarray([rows[i] for i in index.tolist()], dtype=np.float64)
+        return Scored(model, role, index, model.score(matrix).tolist())
+    keys = [tuple(rows[i]) for i in index.tolist()]
+    ids = [customer_ids[i] for i in index.tolist()]
+    found = [cache.get(role, cid, model.version, key) for cid, key in zip(ids, keys, strict=True)]
+    misses = [position for position, score in enumerate(found) if score is None]
+    computed: dict[int, float] = {}
+    if misses:
+        matrix = np.asarray([keys[p] for p in misses], dtype=np.float64)
+        computed = dict(zip(misses, model.score(matrix).tolist(), strict=True))
+    scores = [
+        score if score is not None else computed[position] for position, score in enumerate(found)
+    ]
+    for cid, key, score in zip(ids, keys, scores, strict=True):
+        cache.put(role, cid, model.version, key, score)
+    return Scored(model, role, index, scores, cached=len(scores) - len(misses))
 
-    Each model is called at most once per batch.
+
+def score_batch(
+    serving: ServingModels,
+    rows: Sequence[Sequence[float]],
+    customer_ids: Sequence[str],
+    cache: ScoreCache | None = None,
+) -> tuple[list[Scored], Scored | None]:
+    """Split a batch's feature rows between the roles; (served scores, shadow scores or None).
+
+    Each model is called at most once per batch (not at all if every score is cached).
     """
     champion, challenger = serving.champion, serving.challenger
     everything = np.arange(len(customer_ids))
     if challenger is None:
-        return [Scored(champion, "champion", everything, champion.score(matrix).tolist())], None
+        return [_score_part(champion, "champion", everything, rows, customer_ids, cache)], None
     if settings.challenger_mode == "shadow":
-        served = Scored(champion, "champion", everything, champion.score(matrix).tolist())
-        shadow = Scored(challenger, "challenger", everything, challenger.score(matrix).tolist())
+        served = _score_part(champion, "champion", everything, rows, customer_ids, cache)
+        shadow = _score_part(challenger, "challenger", everything, rows, customer_ids, cache)
         return [served], shadow
     mask = challenger_mask(customer_ids, settings.challenger_share)
     sides: tuple[tuple[LoadedModel, Role, np.ndarray], ...] = (
@@ -79,9 +114,9 @@ def score_batch(
         (challenger, "challenger", np.flatnonzero(mask)),
     )
     return [
-        Scored(model, role, rows, model.score(matrix[rows]).tolist())
-        for model, role, rows in sides
-        if len(rows)
+        _score_part(model, role, index, rows, customer_ids, cache)
+        for model, role, index in sides
+        if len(index)
     ], None
 
 
@@ -104,7 +139,7 @@ async def predict_batch(batch: Sequence[EventT]) -> None:
         return
     customer_ids = [str(inner["customer_id"]) for _, inner in scored]
     event_ts = [int(inner["ts"]) for _, inner in scored]  # type: ignore[call-overload]
-    served, shadow = score_batch(serving, np.asarray(rows, dtype=np.float64), customer_ids)
+    served, shadow = score_batch(serving, rows, customer_ids, _cache)
     scored_at = utc_now_ms()
     newest: dict[str, ScoreUpdate] = {}
     records: list[tuple[int, bytes, bytes]] = []
@@ -154,5 +189,8 @@ async def predict_batch(batch: Sequence[EventT]) -> None:
     for _, key, value in records:
         await predictions.send(key=key, value=value)
     metrics.EVENTS.labels(STAGE, "scored").inc(len(rows))
+    cached = sum(part.cached for part in (*served, *([shadow] if shadow else [])))
+    if cached:
+        metrics.EVENTS.labels(STAGE, "score_cached").inc(cached)
     metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
     metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

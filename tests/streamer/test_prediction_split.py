@@ -12,7 +12,7 @@ from models.registry import LoadedModel, ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
 from streamer.agents import prediction
-from streamer.scoring import ServingModels, routes_to_challenger
+from streamer.scoring import ScoreCache, ServingModels, routes_to_challenger
 from streamer.settings import Settings
 
 
@@ -23,9 +23,11 @@ class CountingModel:
         self.model = model
         self.version = model.version
         self.calls = 0
+        self.rows_scored = 0
 
     def score(self, rows: Any) -> np.ndarray:
         self.calls += 1
+        self.rows_scored += len(rows)
         return self.model.score(rows)
 
 
@@ -110,3 +112,46 @@ def test_without_a_challenger_the_champion_scores_everything(
 def test_bad_challenger_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings(**env)  # type: ignore[arg-type]
+
+
+def test_unchanged_rows_are_served_from_the_cache(
+    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, STREAMER_CHALLENGER_MODE="shadow")
+    champion, challenger = CountingModel(models[0]), CountingModel(models[1])
+    serving = ServingModels(champion, challenger)  # type: ignore[arg-type]
+    matrix, ids = _batch(200)
+    rows = matrix.tolist()
+    cache = ScoreCache()
+    first, first_shadow = prediction.score_batch(serving, rows, ids, cache)
+    assert (first[0].cached, champion.calls, challenger.calls) == (0, 1, 1)
+
+    # A redelivered batch: same customers, same rows, same models -> no model call at all.
+    again, again_shadow = prediction.score_batch(serving, rows, ids, cache)
+    assert (again[0].cached, champion.calls, challenger.calls) == (200, 1, 1)
+    assert again[0].scores == first[0].scores
+    assert again_shadow is not None and first_shadow is not None
+    assert again_shadow.scores == first_shadow.scores  # roles are cached apart
+
+    # One customer's profile moved on: only that row goes to the model.
+    rows[7] = [*rows[7][:-1], rows[7][-1] + 1]
+    moved, _ = prediction.score_batch(serving, rows, ids, cache)
+    assert (moved[0].cached, champion.calls, champion.rows_scored) == (199, 2, 201)
+    expected = models[0].score(np.asarray([rows[7]]))[0]
+    assert moved[0].scores[7] == expected
+
+    # A new champion version invalidates every entry.
+    other = CountingModel(models[1])
+    swapped, _ = prediction.score_batch(ServingModels(other, None), rows, ids, cache)  # type: ignore[arg-type]
+    assert (swapped[0].cached, other.calls) == (0, 1)
+
+
+def test_score_cache_is_bounded_least_recently_used_out() -> None:
+    cache = ScoreCache(size=10)
+    for i in range(100):
+        cache.put("champion", f"c{i}", "v1", (float(i),), 0.5)
+    assert len(cache) == 10
+    assert cache.get("champion", "c99", "v1", (99.0,)) == 0.5
+    assert cache.get("champion", "c0", "v1", (0.0,)) is None
+    assert cache.get("champion", "c99", "v2", (99.0,)) is None
+    assert cache.get("challenger", "c99", "v1", (99.0,)) is None
