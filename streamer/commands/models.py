@@ -119,3 +119,17 @@ def rollback() -> None:
         current = registry.aliases().get("champion")
         restored = registry.rollback()
     click.echo(f"champion -> {restored} (was {current or 'unset'})")
+
+
+@models.command("unset")
+@click.argument("alias", type=click.Choice(ALIASES))
+def unset(alias: Alias) -> None:
+    """Remove an alias, e.g. end a champion/challenger comparison with `unset challenger`.
+
+    Without a champion alias the newest version serves.
+    """
+    registry = registry_from_env()
+    with _one_line_errors():
+        previous = registry.aliases().get(alias)
+        registry.remove_alias(alias)
+    click.echo(f"{alias} unset (was {previous or 'unset'})")

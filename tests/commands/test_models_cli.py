@@ -144,3 +144,14 @@ def test_registry_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
 def test_corrupt_aliases_file_is_one_line(root: Path) -> None:
     (root / "aliases.json").write_text("[1, 2")
     assert _error(_run(root, "list")).startswith(f"Error: {root / 'aliases.json'} is invalid")
+
+
+def test_unset_ends_a_challenger_comparison(root: Path) -> None:
+    assert _run(root, "promote", "v1", "--as", "challenger").exit_code == 0
+    result = _run(root, "unset", "challenger")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "challenger unset (was v1)"
+    assert ModelRegistry(root).aliases() == {}
+    assert _run(root, "unset", "challenger").output.strip() == "challenger unset (was unset)"
+    bad = _run(root, "unset", "referee")
+    assert bad.exit_code == 2 and "Invalid value for '{champion|challenger}'" in bad.output
