@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from models.registry import ModelRegistry
 from models.train import train_and_register
 from streamer.devstack import EmbeddedStack
+from streamer.scoring import routes_to_challenger
 from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
 from topics.events import PredictionRecord, utc_now_ms
 
@@ -279,3 +280,36 @@ def test_shadow_challenger_scores_every_event_but_never_writes_profiles(
 def _assert_metric(worker: Worker, line: str) -> None:
     status, text = http("GET", f"{worker.base_url}/metrics")
     assert status == 200 and line in str(text).splitlines(), line
+
+
+def test_split_mode_serves_the_hashed_share_with_the_challenger(
+    stack: EmbeddedStack,
+    registry: ModelRegistry,
+    redis_db: int,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    registry.set_alias("champion", "v1")
+    registry.set_alias("challenger", "v2")
+    worker = _start(
+        stack, registry, redis_db, topic_prefix, tmp_path, STREAMER_CHALLENGER_SHARE="0.5"
+    )
+    try:
+        eventually(lambda: _assert_metric(worker, 'streamer_model_challenger{version="v2"} 1.0'))
+        messages = _events("split", 40, customers=40)
+        produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)
+        records = _records(stack, topic_prefix, len(messages))
+    finally:
+        worker.stop()
+    assert sorted(r.event_id for r in records) == sorted(_ids(messages))  # one record each
+    expected = {"challenger": "v2", "champion": "v1"}
+    for record in records:
+        role = "challenger" if routes_to_challenger(record.customer_id, 0.5) else "champion"
+        assert (record.model_role, record.model_version) == (role, expected[role])
+    assert {r.model_role for r in records} == {"champion", "challenger"}
+    # In split mode the challenger serves its customers: its scores reach their profiles.
+    store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
+    for record in records:
+        profile = store.hgetall(f"profile:{record.customer_id}")
+        assert profile["model_version"] == record.model_version
+        assert float(profile["churn_score"]) == record.churn_score
