@@ -189,19 +189,22 @@ def _start(
         same_run = (
             stored.get("model_version") == model_version and stored.get("export") == export_name
         )
-        offset = int(stored.get("export_offset") or 0)
-        export_intact = export is None or (export.is_file() and export.stat().st_size >= offset)
-        if same_run and export_intact:
-            return (
-                _Progress(
-                    cursor=int(stored.get("cursor") or 0),
-                    scored=int(stored.get("scored") or 0),
-                    written=int(stored.get("written") or 0),
-                    export_offset=offset,
-                    resumed=True,
-                ),
-                None,
+        try:
+            resumed = _Progress(
+                cursor=int(stored.get("cursor") or 0),
+                scored=int(stored.get("scored") or 0),
+                written=int(stored.get("written") or 0),
+                export_offset=int(stored.get("export_offset") or 0),
+                resumed=True,
             )
+        except ValueError:  # edited by hand: not resumable
+            same_run = False
+        else:
+            offset = resumed.export_offset
+            if export is not None and not (export.is_file() and export.stat().st_size >= offset):
+                same_run = False  # the export file is gone or shorter than checkpointed
+        if same_run:
+            return resumed, None
         was = stored.get("export") or "no export"
         note = (
             f"discarding unfinished run of {stored.get('model_version')} ({was}, "

@@ -206,3 +206,33 @@ def test_the_command_is_registered() -> None:
     from streamer.cli import cli
 
     assert "score-batch" in cli.commands
+
+
+def test_unreadable_progress_or_missing_export_starts_over(
+    stack: EmbeddedStack,
+    redis_db: int,
+    client: redis.Redis,
+    trained_registry: Path,
+    tmp_path: Path,
+) -> None:
+    client.hset(PROGRESS_KEY, mapping={"cursor": "abc", "model_version": "v1", "export": ""})
+    result = _run(stack, redis_db, trained_registry)
+    assert result.exit_code == 0, result.output
+    assert "discarding unfinished run of v1" in result.stderr
+    assert f"scored {N_PROFILES} profiles with v1:" in result.stdout
+
+    export = tmp_path / "gone.csv"
+    client.hset(
+        PROGRESS_KEY,
+        mapping={
+            "cursor": 7,
+            "model_version": "v1",
+            "export": str(export.resolve()),
+            "export_offset": 100,
+            "scored": 10,
+        },
+    )
+    result = _run(stack, redis_db, trained_registry, "--export", str(export))
+    assert result.exit_code == 0, result.output
+    assert "discarding unfinished run" in result.stderr
+    assert len(_export_rows(export)) == N_PROFILES
