@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import redis.asyncio as aioredis
 import redis.exceptions
 from faust.tables.manager import TableManager
-from faust.types import EventT
+from faust.types import EventT, StreamT
 from mode import Service
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -219,13 +219,18 @@ def hold_back(batch: Sequence[EventT]) -> None:
 
 
 async def run_batches(
+    stream: StreamT[bytes],
     batches: AsyncIterator[Sequence[EventT]],
     process: Callable[[Sequence[EventT]], Coroutine[Any, Any, None]],
 ) -> None:
-    """An agent's loop: process each micro-batch to the end, then let it be acknowledged.
+    """An agent's loop over `stream`'s micro-batches: each one processed to the end.
 
-    Closing the batch iterator on the way out acknowledges the last finished batch at
-    once, so the consumer's final commit at shutdown includes it.
+    On the way out the batch iterator is closed, which acknowledges the last finished
+    batch at once (so the consumer's final commit includes it). Closing it also turns the
+    stream's own acknowledgements back on while its background reader may still pull
+    queued messages with no buffer to put them in: each would be acknowledged unprocessed
+    and committed, and lost. Acknowledgements stay off instead: such messages are read
+    again by the next owner of their partition.
     """
     try:
         async for batch in batches:
@@ -234,6 +239,8 @@ async def run_batches(
         aclose = getattr(batches, "aclose", None)
         if aclose is not None:
             await aclose()
+        # No await between the close above and this line: nothing can be acked unseen.
+        cast(Any, stream).enable_acks = False
 
 
 async def _check_broker(broker: str) -> None:

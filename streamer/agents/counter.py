@@ -36,7 +36,7 @@ async def count_page_views(stream: StreamT[bytes]) -> None:
     # One batch queues up to three per event (page total, page window, customer).
     buffer = app.producer.buffer
     buffer.max_messages = max(buffer.max_messages, 4 * settings.batch_size)
-    await run_batches(micro_batches(stream), count_batch)
+    await run_batches(stream, micro_batches(stream), count_batch)
 
 
 async def count_batch(batch: Sequence[EventT]) -> None:

@@ -37,7 +37,7 @@ STAGE: Final = "enrichment"
 async def enrich(stream: StreamT[bytes]) -> None:
     """Consume `customer-events` in micro-batches."""
     await runtime.wait_started()
-    await run_batches(micro_batches(stream), enrich_batch)
+    await run_batches(stream, micro_batches(stream), enrich_batch)
 
 
 async def enrich_batch(batch: Sequence[EventT]) -> None:
