@@ -78,8 +78,10 @@ class Settings(BaseSettings):
         validation_alias=_env("STREAMER_BATCH_WITHIN"),
         description="STREAMER_BATCH_WITHIN: longest wait (s) to fill a micro-batch",
     )
+    # Idle cost measured with a worker at rest: about 1 point of a core more than Faust's
+    # 1.5 s at 0.05 s, 8 points more at 0.01 s.
     fetch_max_wait_s: float = Field(
-        0.01,
+        0.05,
         gt=0,
         le=1.5,
         validation_alias=_env("STREAMER_FETCH_MAX_WAIT"),

@@ -64,6 +64,10 @@ LABELS = {
     help="STREAMER_BATCH_WITHIN seconds (default: the worker's)",
 )  # fmt: skip
 @click.option(
+    "--fetch-max-wait", type=click.FloatRange(min=0, min_open=True, max=1.5), default=None,
+    help="STREAMER_FETCH_MAX_WAIT seconds for the pipeline (default: the worker's)",
+)  # fmt: skip
+@click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path),
     default=Path("bench-results.json"), show_default=True, help="where the JSON figures go",
 )  # fmt: skip
@@ -80,6 +84,7 @@ def bench(
     textbook_seconds: float,
     batch_size: int | None,
     batch_within: float | None,
+    fetch_max_wait: float | None,
     output: Path,
     workdir: Path | None,
 ) -> None:
@@ -101,6 +106,7 @@ def bench(
         textbook_seconds=textbook_seconds,
         batch_size=batch_size,
         batch_within=batch_within,
+        fetch_max_wait=fetch_max_wait,
         workdir=folder,
     )
     started = time.monotonic()
@@ -158,6 +164,7 @@ def build_report(config: BenchConfig, results: dict[str, Figures], wall: float) 
             "textbook_seconds": config.textbook_seconds,
             "batch_size": config.batch_size,
             "batch_within": config.batch_within,
+            "fetch_max_wait": config.fetch_max_wait,
         },
         "machine": machine(),
         "wall_seconds": round(wall, 1),

@@ -65,6 +65,7 @@ class BenchConfig:
     textbook_seconds: float
     batch_size: int | None
     batch_within: float | None
+    fetch_max_wait: float | None
     workdir: Path
 
 
@@ -232,6 +233,8 @@ class Bench:
             env["STREAMER_BATCH_SIZE"] = str(cfg.batch_size)
         if cfg.batch_within is not None:
             env["STREAMER_BATCH_WITHIN"] = str(cfg.batch_within)
+        if cfg.fetch_max_wait is not None:
+            env["STREAMER_FETCH_MAX_WAIT"] = str(cfg.fetch_max_wait)
         env.update(extra)
         return env
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 # The first and last tenth of a run are start-up (assignment, first fetches) and drain
@@ -141,6 +140,9 @@ class ProcessSampler(threading.Thread):
 
     def __init__(self, pids: Sequence[int], interval: float = 0.2) -> None:
         super().__init__(name="sampler", daemon=True)
+        import psutil  # a dev dependency: only the benchmark needs it
+
+        self._psutil_error = psutil.Error
         self._processes = {pid: psutil.Process(pid) for pid in pids}
         self.samples: dict[int, list[tuple[float, float, int]]] = {pid: [] for pid in pids}
         self._interval = interval
@@ -158,7 +160,7 @@ class ProcessSampler(threading.Thread):
                 with process.oneshot():
                     times = process.cpu_times()
                     rss = process.memory_info().rss
-            except psutil.Error:
+            except self._psutil_error:
                 continue
             self.samples[pid].append((time.time(), times.user + times.system, rss))
 
