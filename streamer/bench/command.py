@@ -36,7 +36,7 @@ LABELS = {
     help="customer profiles loaded into Redis",
 )  # fmt: skip
 @click.option(
-    "--events", type=click.IntRange(min=100), default=200_000, show_default=True,
+    "--events", type=click.IntRange(min=100), default=100_000, show_default=True,
     help="events pre-produced to the input topic (the backlog every contender reads)",
 )  # fmt: skip
 @click.option(
