@@ -27,6 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from confluent_kafka import Producer
+from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
@@ -154,11 +155,13 @@ class Bench:
         cfg = self.config
         self.stack.start()
         self.say(f"broker {self.stack.kafka_broker}, redis {self.stack.redis_url}")
-        train_and_register(
-            ModelRegistry(self.registry),
-            n_customers=min(MODEL_TRAINING_CUSTOMERS, max(1000, cfg.customers)),
-            author="bench",
-        )
+        # One OpenMP thread: on a busy machine, spinning threads make training crawl.
+        with threadpool_limits(limits=1):
+            train_and_register(
+                ModelRegistry(self.registry),
+                n_customers=min(MODEL_TRAINING_CUSTOMERS, max(1000, cfg.customers)),
+                author="bench",
+            )
         self.say("model trained and registered")
         self._customers = generate_customers(cfg.customers, seed=7)
         generator = EventGenerator(self._customers, seed=1)
