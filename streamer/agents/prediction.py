@@ -33,7 +33,7 @@ from streamer.app import app, settings
 from streamer.channels import enriched_events, predictions
 from streamer.deadletter import send_dead_letter
 from streamer.profiles import ScoreUpdate
-from streamer.runtime import runtime
+from streamer.runtime import run_batches, runtime
 from streamer.scoring import Role, ScoreCache, ServingModels, challenger_mask
 from topics.events import utc_now_ms
 
@@ -58,8 +58,7 @@ class Scored:
 async def predict(stream: StreamT[bytes]) -> None:
     """Consume enriched events in micro-batches and score them."""
     await runtime.wait_started()
-    async for batch in micro_batches(stream):
-        await predict_batch(batch)
+    await run_batches(stream, micro_batches(stream), predict_batch)
 
 
 def _score_part(
