@@ -69,7 +69,8 @@ LABELS = {
 )  # fmt: skip
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results.json"), show_default=True, help="where the JSON figures go",
+    default=Path("bench-results/results.json"), show_default=True,
+    help="where the JSON figures go (bench-results/ is git-ignored)",
 )  # fmt: skip
 @click.option(
     "--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -135,6 +136,7 @@ def bench(
         runner.close()
     wall = time.monotonic() - started
     report = build_report(config, results, wall)
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     click.echo(render_table(report))
     runner.say(f"figures written to {output} ({wall:.0f}s in all)")
