@@ -13,16 +13,32 @@ TOP = 20
 
 @dataclass
 class Activity:
-    """Bounded in-memory views of what this worker scored lately."""
+    """Bounded in-memory views of what this worker scored lately.
 
-    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    `record` runs once per scored event, so it must cost O(1): recent predictions are kept
+    as tuples (dicts are built on read), and the score map is pruned in bulk to the
+    `max_tracked` riskiest customers only when it doubles, an amortised O(log n) per event.
+    """
+
+    recent: deque[tuple[str, str, float, str, int]] = field(
+        default_factory=lambda: deque(maxlen=RECENT)
+    )
     latest_score: dict[str, float] = field(default_factory=dict)
     max_tracked: int = 10_000
 
     def record(
         self, customer_id: str, event_type: str, score: float, version: str, scored_at: int
     ) -> None:
-        self.recent.appendleft(
+        self.recent.appendleft((customer_id, event_type, score, version, scored_at))
+        self.latest_score[customer_id] = score
+        if len(self.latest_score) >= 2 * self.max_tracked:
+            riskiest = heapq.nlargest(
+                self.max_tracked, self.latest_score.items(), key=lambda item: item[1]
+            )
+            self.latest_score = dict(riskiest)
+
+    def recent_predictions(self) -> list[dict[str, Any]]:
+        return [
             {
                 "customer_id": customer_id,
                 "event_type": event_type,
@@ -30,12 +46,8 @@ class Activity:
                 "model_version": version,
                 "scored_at": scored_at,
             }
-        )
-        if customer_id not in self.latest_score and len(self.latest_score) >= self.max_tracked:
-            # Bounded memory: forget the least risky customer we track.
-            lowest = min(self.latest_score, key=self.latest_score.__getitem__)
-            del self.latest_score[lowest]
-        self.latest_score[customer_id] = score
+            for customer_id, event_type, score, version, scored_at in self.recent
+        ]
 
     def top_risk(self, n: int = TOP) -> list[dict[str, Any]]:
         best = heapq.nlargest(n, self.latest_score.items(), key=lambda item: item[1])

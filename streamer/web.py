@@ -219,7 +219,7 @@ async def summary(self: View, request: Request) -> Response:
                 "predictions": total("prediction", "scored"),
                 "duplicates": total("enrichment", "duplicate"),
             },
-            "recent_predictions": list(activity.recent),
+            "recent_predictions": activity.recent_predictions(),
             "top_risk": activity.top_risk(),
         },
     )
