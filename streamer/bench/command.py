@@ -27,6 +27,7 @@ LABELS = {
     "pipeline": "pipeline, 1 worker",
     "pipeline_multi": "pipeline, {workers} workers",
     "pipeline_half_rate": "pipeline, 1 worker, live @ half max",
+    "pipeline_quarter_rate": "pipeline, 1 worker, live @ quarter max",
 }
 
 
@@ -49,7 +50,7 @@ LABELS = {
 )  # fmt: skip
 @click.option(
     "--live-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
-    help="duration of the live run at half the measured maximum rate",
+    help="duration of each live run (at half and a quarter of the measured maximum rate)",
 )  # fmt: skip
 @click.option(
     "--textbook-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True,
@@ -124,6 +125,13 @@ def bench(
             (
                 "pipeline_half_rate",
                 lambda: runner.run_live(results["pipeline"].events_per_s / 2),
+            ),
+            # A second load point: how latency grows as the worker approaches saturation.
+            (
+                "pipeline_quarter_rate",
+                lambda: runner.run_live(
+                    results["pipeline"].events_per_s / 4, prefix="bench-live-quarter-"
+                ),
             ),
         )
         for name, step in steps:

@@ -1,8 +1,8 @@
 """The benchmark run: one embedded stack, one backlog, every contender in turn.
 
 Order: raw aiokafka ceiling, Faust floor, pipeline on one worker, pipeline on several
-workers, textbook baseline, then the pipeline fed live at half the one-worker rate. Runs
-are sequential so no contender shares the CPU with another.
+workers, textbook baseline, then the pipeline fed live at half and at a quarter of the
+one-worker rate. Runs are sequential so no contender shares the CPU with another.
 
 Throughput is the steady state (middle 80% of completions, see `measure.steady_window`),
 taken from `scored_at` of the prediction records for the pipeline and the textbook, from
@@ -172,7 +172,7 @@ class Bench:
         ]
         self.say(f"generated {cfg.customers:,} customers and {cfg.events:,} events")
         # Redis databases: 1 = pipeline (1 worker), 2 = pipeline (N workers),
-        # 3 = textbook, 4 = pipeline live.
+        # 3 = textbook, 4 = pipeline live (both rates).
         asyncio.run(self._load_profiles([1, 2, 3, 4]))
         self.say(f"loaded {cfg.customers:,} profiles into each of 4 Redis databases")
         for prefix in ("bench1-", "bench2-"):
@@ -180,6 +180,7 @@ class Bench:
             self.produce(f"{prefix}{CUSTOMER_EVENTS.name}", self.backlog)
         self.create_topics("bench-textbook-")
         self.create_topics("bench-live-")
+        self.create_topics("bench-live-quarter-")
         self.say(f"produced the backlog of {cfg.events:,} events to bench1-/bench2- topics")
 
     async def _load_profiles(self, dbs: list[int]) -> None:
@@ -461,15 +462,14 @@ class Bench:
             extra={"capped_at_s": self.config.textbook_seconds},
         )
 
-    def run_live(self, rate: float) -> Figures:
+    def run_live(self, rate: float, prefix: str = "bench-live-") -> Figures:
         """The pipeline fed by a paced producer; latency of events stamped as sent."""
-        prefix = "bench-live-"
         topic = f"{prefix}{CUSTOMER_EVENTS.name}"
         reader = PredictionReader(
             self.stack.bootstrap_servers, f"{prefix}{PREDICTIONS.name}", self.config.partitions
         )
         reader.start()
-        child = self.start_worker("live-worker", "streamer.app", self.env(prefix, 4))
+        child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, 4))
         generator = EventGenerator(self._customers, seed=2)
         producer = Producer(
             {

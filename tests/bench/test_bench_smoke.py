@@ -15,7 +15,15 @@ import pytest
 pytestmark = pytest.mark.integration
 
 STREAMER = str(Path(sys.executable).with_name("streamer"))
-CONTENDERS = ("ceiling", "floor", "pipeline", "pipeline_multi", "textbook", "pipeline_half_rate")
+CONTENDERS = (
+    "ceiling",
+    "floor",
+    "pipeline",
+    "pipeline_multi",
+    "textbook",
+    "pipeline_half_rate",
+    "pipeline_quarter_rate",
+)
 
 
 def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
@@ -44,7 +52,7 @@ def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
         figures = report["contenders"][name]
         assert figures["events"] > 0, (name, figures)
         assert figures["events_per_s"] > 0, (name, figures)
-    for name in ("pipeline", "pipeline_multi", "pipeline_half_rate", "textbook"):
+    for name in CONTENDERS[2:]:
         figures = report["contenders"][name]
         assert figures["latency_ms"]["p99"] > 0, (name, figures)
         assert figures["peak_rss_mb"] > 0, (name, figures)
