@@ -130,7 +130,10 @@ def bench(
             (
                 "pipeline_quarter_rate",
                 lambda: runner.run_live(
-                    results["pipeline"].events_per_s / 4, prefix="bench-live-quarter-"
+                    results["pipeline"].events_per_s / 4,
+                    prefix="bench-live-quarter-",
+                    redis_db=5,
+                    seed=3,
                 ),
             ),
         )

@@ -172,9 +172,9 @@ class Bench:
         ]
         self.say(f"generated {cfg.customers:,} customers and {cfg.events:,} events")
         # Redis databases: 1 = pipeline (1 worker), 2 = pipeline (N workers),
-        # 3 = textbook, 4 = pipeline live (both rates).
-        asyncio.run(self._load_profiles([1, 2, 3, 4]))
-        self.say(f"loaded {cfg.customers:,} profiles into each of 4 Redis databases")
+        # 3 = textbook, 4 = pipeline live at half, 5 = pipeline live at a quarter.
+        asyncio.run(self._load_profiles([1, 2, 3, 4, 5]))
+        self.say(f"loaded {cfg.customers:,} profiles into each of 5 Redis databases")
         for prefix in ("bench1-", "bench2-"):
             self.create_topics(prefix)
             self.produce(f"{prefix}{CUSTOMER_EVENTS.name}", self.backlog)
@@ -462,15 +462,21 @@ class Bench:
             extra={"capped_at_s": self.config.textbook_seconds},
         )
 
-    def run_live(self, rate: float, prefix: str = "bench-live-") -> Figures:
-        """The pipeline fed by a paced producer; latency of events stamped as sent."""
+    def run_live(
+        self, rate: float, prefix: str = "bench-live-", redis_db: int = 4, seed: int = 2
+    ) -> Figures:
+        """The pipeline fed by a paced producer; latency of events stamped as sent.
+
+        Each live run needs its own Redis database and event ids: events already counted
+        by an earlier run would be dropped as duplicates and never scored.
+        """
         topic = f"{prefix}{CUSTOMER_EVENTS.name}"
         reader = PredictionReader(
             self.stack.bootstrap_servers, f"{prefix}{PREDICTIONS.name}", self.config.partitions
         )
         reader.start()
-        child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, 4))
-        generator = EventGenerator(self._customers, seed=2)
+        child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, redis_db))
+        generator = EventGenerator(self._customers, seed=seed)
         producer = Producer(
             {
                 "bootstrap.servers": self.stack.bootstrap_servers,
