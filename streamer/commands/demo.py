@@ -88,6 +88,7 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
     worker: subprocess.Popen[bytes] | None = None
+    producer: EventProducer | None = None
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -176,6 +177,10 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
         )
         click.echo(f"\nsent {report.sent:,} events at {report.rate:,.0f}/s")
     finally:
+        if producer is not None:
+            # Released before the broker stops, or its client logs reconnect failures.
+            producer.flush(5)
+            producer = None
         if worker is not None and worker.poll() is None:
             worker.terminate()
             try:
