@@ -62,38 +62,10 @@ def _sample(rng: np.random.Generator) -> dict[str, JsonValue]:
     return {name: sampler(rng) for name, sampler in SEARCH_SPACE.items()}
 
 
+# Many small fits: OpenMP thread start-up and oversubscription on a shared host make
+# multi-threaded fits slower and their duration erratic, which a time budget cannot use.
+@threadpool_limits.wrap(limits=1)
 def search_and_register(
-    registry: ModelRegistry,
-    *,
-    data: Path | None = None,
-    n_customers: int = 20000,
-    seed: int = 7,
-    author: str | None = None,
-    trials: int | None = 20,
-    time_budget_s: float | None = None,
-    progress: bool | None = None,
-) -> SearchResult:
-    """Search hyperparameters within the budgets, then train, evaluate and register the best.
-
-    ``progress`` None shows a progress bar only on a terminal. Raises TrainingDataError,
-    ValueError (bad budgets) and RegistryError like ``train_and_register``.
-    """
-    # Many small fits: OpenMP thread start-up and oversubscription on a shared host make
-    # multi-threaded fits slower and their duration erratic, which a time budget cannot use.
-    with threadpool_limits(limits=1):
-        return _search_and_register(
-            registry,
-            data=data,
-            n_customers=n_customers,
-            seed=seed,
-            author=author,
-            trials=trials,
-            time_budget_s=time_budget_s,
-            progress=progress,
-        )
-
-
-def _search_and_register(
     registry: ModelRegistry,
     *,
     data: Path | None = None,
