@@ -415,16 +415,11 @@ class Bench:
             sampler.stop()
             self.stop_all()
             reader.stop()
-        window = steady_window(reader.marks())
-        return Figures(
-            reader.count,
-            window.rate,
-            window.events,
-            _span(window),
-            latency_ms=percentiles(reader.latencies_ms()),
-            peak_rss_mb=max(peaks) / 2**20,
-            cpu_s_per_1k=_cpu_per_1k(sampler, window),
-            extra={"workers": workers, "latency_note": "backlog: includes time queued"},
+        return _backlog_figures(
+            reader,
+            sampler,
+            max(peaks),
+            {"workers": workers, "latency_note": "backlog: includes time queued"},
         )
 
     def run_textbook(self) -> Figures:
@@ -450,16 +445,8 @@ class Bench:
             sampler.stop()
             self.stop_all()
             reader.stop()
-        window = steady_window(reader.marks())
-        return Figures(
-            reader.count,
-            window.rate,
-            window.events,
-            _span(window),
-            latency_ms=percentiles(reader.latencies_ms()),
-            peak_rss_mb=peak / 2**20,
-            cpu_s_per_1k=_cpu_per_1k(sampler, window),
-            extra={"capped_at_s": self.config.textbook_seconds},
+        return _backlog_figures(
+            reader, sampler, peak, {"capped_at_s": self.config.textbook_seconds}
         )
 
     def run_live(
@@ -542,6 +529,23 @@ class Bench:
             time.sleep(0.002)
         producer.flush(30)
         return sent
+
+
+def _backlog_figures(
+    reader: PredictionReader, sampler: ProcessSampler, peak_rss: int, extra: dict[str, Any]
+) -> Figures:
+    """Figures of a run that scored the pre-produced backlog, from its prediction records."""
+    window = steady_window(reader.marks())
+    return Figures(
+        reader.count,
+        window.rate,
+        window.events,
+        _span(window),
+        latency_ms=percentiles(reader.latencies_ms()),
+        peak_rss_mb=peak_rss / 2**20,
+        cpu_s_per_1k=_cpu_per_1k(sampler, window),
+        extra=extra,
+    )
 
 
 def _span(window: Window) -> float:
