@@ -39,14 +39,6 @@ app = faust.App(
     broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
     producer_linger=0.005,
-    # Faust hands a poll's records to the agents one by one and blocks on a full stream
-    # buffer, so an unbounded poll (Faust's default) that returns a backlog of the input
-    # topic holds back the enriched events fetched behind it until the whole backlog is
-    # enriched. A bounded poll lets both stages take turns.
-    broker_max_poll_records=max(1000, 2 * settings.batch_size),
-    # The client drains one partition's fetched records before the next; smaller fetches
-    # per partition let the enriched topic's records come up between the input's.
-    consumer_max_fetch_size=256 * 1024,
     # Faust's default waits at every rebalance until each in-flight message is acked, and
     # hangs for good when the rebalance dropped a queued copy of a message that two agents
     # read (faust-streaming#133). Not waiting is safe here: offsets still advance only past
