@@ -192,15 +192,27 @@ def read_topic(
         }
     )
     # Assign partitions directly: a group join on Tansu waits out the rebalance timeout.
-    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    assigned: set[int] = set()
+
+    def assign_new_partitions() -> None:
+        # A topic the worker is still creating can list only some partitions at first.
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        new = set(metadata.partitions) - assigned
+        if new:
+            consumer.incremental_assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in new])
+            assigned.update(new)
+
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
     settle_until: float | None = None
+    next_metadata_check = 0.0
     try:
         while time.monotonic() < deadline:
             if settle_until is not None and time.monotonic() > settle_until:
                 break
+            if time.monotonic() >= next_metadata_check:
+                assign_new_partitions()
+                next_metadata_check = time.monotonic() + 2.0
             for message in consumer.consume(500, timeout=0.5):
                 if message.error() is None:
                     messages.append(message)
