@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 
 import faust
+from faust.types import TransportT
 from pydantic import ValidationError
 
+from streamer.kafka_transport import Transport
 from streamer.settings import get_settings, settings_error_line
 
 try:
@@ -21,7 +23,19 @@ except ValidationError as exc:
     sys.stderr.write(f"streamer: error: {settings_error_line(exc)}\n")
     raise SystemExit(2) from None
 
-app = faust.App(
+
+class StreamerApp(faust.App):
+    """Faust's app on Faust's aiokafka transport with our takeover fixes (see
+    `streamer.kafka_transport`)."""
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> TransportT:
+        return Transport(self.conf.broker_producer, self)
+
+
+app = StreamerApp(
     settings.group_id,
     broker=settings.kafka_broker,
     broker_credentials=settings.faust_broker_credentials(),
@@ -29,6 +43,8 @@ app = faust.App(
     autodiscover=["streamer.agents", "streamer.web"],
     origin="streamer",
     topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication_factor,
+    processing_guarantee=settings.processing_guarantee,
     topic_allow_declare=True,
     key_serializer="raw",
     value_serializer="raw",

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from confluent_kafka import KafkaException
 from faust.tables.manager import TableManager
 from faust.types import EventT, StreamT
 from mode import Service
@@ -29,6 +30,7 @@ from streamer import metrics
 from streamer.app import app, settings
 from streamer.profiles import RedisProfileStore
 from streamer.scoring import ModelHolder
+from streamer.topic_admin import TopicsMissing, ensure_topics
 from topics.catalogue import bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,21 @@ class Runtime(Service):
             await _check_broker(settings.kafka_broker)
         except ConnectionError as exc:
             fail_fast(str(exc))
+        # Every topic the worker writes exists before the first send, so none is left to
+        # broker auto-creation (often disabled) and the producer knows each one's partitions.
+        try:
+            await asyncio.to_thread(
+                ensure_topics,
+                settings.kafka_broker,
+                settings.topic_prefix,
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+                settings.kafka_client_config(),
+            )
+        except TopicsMissing as exc:
+            fail_fast(str(exc))
+        except KafkaException as exc:
+            fail_fast(f"KAFKA_BROKER {settings.kafka_broker}: cannot declare topics: {exc}")
         client = aioredis.Redis.from_url(
             settings.redis_url,
             decode_responses=True,

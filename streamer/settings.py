@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         validation_alias=_env("STREAMER_PARTITIONS"),
         description="STREAMER_PARTITIONS: partitions of every topic the service creates",
     )
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        validation_alias=_env("STREAMER_REPLICATION_FACTOR"),
+        description="STREAMER_REPLICATION_FACTOR: replicas of every topic the service creates "
+        "(its own and Faust's changelogs)",
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        validation_alias=_env("STREAMER_PROCESSING_GUARANTEE"),
+        description="STREAMER_PROCESSING_GUARANTEE: Faust's processing guarantee; "
+        "exactly_once needs a broker with transactions (Apache Kafka)",
+    )
     batch_size: int = Field(
         500,
         ge=1,

@@ -18,10 +18,12 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer.devstack import EmbeddedStack, free_port
 
@@ -160,8 +162,23 @@ def new_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Work
     return Worker(env=env, port=free_port(), log_path=log_dir / f"{name}.log")
 
 
+def ensure_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
+    """Create `topic` unless it exists, as `streamer topics create` would: the test brokers,
+    like many production clusters, do not create topics on first use."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic]
+    try:
+        future.result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Publish raw (key, value) pairs, murmur2-partitioned like Java clients and Faust."""
+    ensure_topic(bootstrap, topic)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
     )

@@ -41,9 +41,9 @@ from streamer.bench.measure import (
     read_marks_file,
     steady_window,
 )
-from streamer.commands.topics import create_topics
 from streamer.devstack import EmbeddedStack, free_port
 from streamer.profiles import RedisProfileStore
+from streamer.topic_admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms
 
@@ -194,7 +194,7 @@ class Bench:
                 await store.close()
 
     def create_topics(self, prefix: str) -> None:
-        create_topics(self.stack.kafka_broker, prefix, self.config.partitions)
+        ensure_topics(self.stack.kafka_broker, prefix, self.config.partitions)
 
     def produce(self, topic: str, messages: list[tuple[bytes, bytes]], linger_ms: int = 20) -> None:
         producer = Producer(

@@ -19,11 +19,11 @@ import orjson
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
-from streamer.commands.dev import write_stack_env
-from streamer.commands.topics import create_topics
-from streamer.devstack import EmbeddedStack, StackError, free_port
+from streamer.commands.dev import broker_option, start_stack, write_stack_env
+from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.profiles import RedisProfileStore
 from streamer.settings import STACK_ENV_FILE
+from streamer.topic_admin import ensure_topics
 from streamer.traffic import default_generator, run_traffic
 from topics.producer import EventProducer
 
@@ -58,6 +58,7 @@ def fetch_summary(base_url: str) -> dict[str, object]:
 
 
 @click.command()
+@broker_option
 @click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option(
     "--rate",
@@ -79,28 +80,27 @@ def fetch_summary(base_url: str) -> dict[str, object]:
     show_default=True,
     help="the worker's web port (0 picks a free one)",
 )
-def demo(customers: int, rate: float, duration: float | None, web_port: int) -> None:
-    """Start broker, Redis, a model, profiles, a worker and traffic; print where to look."""
+def demo(
+    broker: BrokerChoice, customers: int, rate: float, duration: float | None, web_port: int
+) -> None:
+    """Start broker, Redis, a model, profiles, a worker and traffic; print where to look.
+
+    Ctrl-C reaches this process alone (the children run in their own sessions); it then
+    stops the traffic, the worker, and last the broker and Redis they need.
+    """
     registry_root = Path(os.environ.get("MODEL_REGISTRY", "./model-registry"))
-    stack = EmbeddedStack(workdir=DEMO_DIR / "stack")
-    try:
-        stack.start()
-    except StackError as exc:
-        raise click.ClickException(str(exc)) from None
+    # SIGTERM stops the demo as Ctrl-C does: through the cleanup below.
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack = EmbeddedStack(workdir=DEMO_DIR / "stack", broker=broker)
+    start_stack(stack)
     worker: subprocess.Popen[bytes] | None = None
     producer: EventProducer | None = None
     stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     try:
         write_stack_env(stack)
         click.echo(f"KAFKA_BROKER={stack.kafka_broker}")
         click.echo(f"REDIS_URL={stack.redis_url}")
-        create_topics(stack.kafka_broker, "", 4)
+        ensure_topics(stack.kafka_broker, "", 4)
 
         registry = ModelRegistry(registry_root)
         if registry.serving_version() is None:
@@ -143,6 +143,7 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
+                start_new_session=True,
             )
         base = f"http://127.0.0.1:{port}"
         click.echo(f"starting a worker (log: {log}) ...")
@@ -167,6 +168,13 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
             )
 
         producer = EventProducer(stack.kafka_broker)
+
+        def stop_traffic(signum: int, frame: FrameType | None) -> None:
+            stopping.set()
+
+        # From here on Ctrl-C ends the traffic loop, which then reports what it sent.
+        signal.signal(signal.SIGINT, stop_traffic)
+        signal.signal(signal.SIGTERM, stop_traffic)
         report = run_traffic(
             producer,
             default_generator(customers, seed=None),
@@ -176,7 +184,13 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
             on_progress=progress,
         )
         click.echo(f"\nsent {report.sent:,} events at {report.rate:,.0f}/s")
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
     finally:
+        # A second Ctrl-C must not cut the cleanup short and leave the broker running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        click.echo("stopping: traffic, worker, broker and Redis ...", err=True)
         if producer is not None:
             # Released before the broker stops, or its client logs reconnect failures.
             producer.flush(5)
@@ -189,6 +203,10 @@ def demo(customers: int, rate: float, duration: float | None, web_port: int) -> 
                 worker.kill()
         stack.stop()
         STACK_ENV_FILE.unlink(missing_ok=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 async def _load_profiles(redis_url: str, people: list[dict[str, str | int | float]]) -> int:

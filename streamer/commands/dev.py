@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from streamer.devstack import EmbeddedStack, StackError
+from streamer.devstack import BROKER_CHOICES, BrokerChoice, EmbeddedStack, StackError
 from streamer.settings import STACK_ENV_FILE
 
 
@@ -32,16 +32,46 @@ def wait_for_stop_signal() -> None:
         pass
 
 
-@click.command()
-@click.option("--kafka-port", type=click.IntRange(0, 65535), default=0, help="0 picks a free port")
-@click.option("--redis-port", type=click.IntRange(0, 65535), default=0, help="0 picks a free port")
-def dev(kafka_port: int, redis_port: int) -> None:
-    """Start a real Kafka-protocol broker and Redis on loopback until SIGINT/SIGTERM."""
-    stack = EmbeddedStack(kafka_port=kafka_port, redis_port=redis_port)
+broker_option = click.option(
+    "--broker",
+    type=click.Choice(BROKER_CHOICES),
+    default="auto",
+    show_default=True,
+    help="kafka: Apache Kafka (Java 17+ and Maven, or cached jars); tansu: the embedded "
+    "Tansu; auto: Kafka where it can run, else Tansu",
+)
+
+
+def start_stack(stack: EmbeddedStack) -> None:
+    """Start the stack, saying which broker runs and why; a one-line error if it cannot."""
     try:
         stack.start()
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
+    click.echo(f"broker: {stack.broker_name} ({stack.broker_reason})", err=True)
+
+
+@click.command()
+@broker_option
+@click.option("--kafka-port", type=click.IntRange(0, 65535), default=0, help="0 picks a free port")
+@click.option("--redis-port", type=click.IntRange(0, 65535), default=0, help="0 picks a free port")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="keep the broker's log dir and Redis files here after stopping (default: a "
+    "temporary folder, removed at stop)",
+)
+def dev(broker: BrokerChoice, kafka_port: int, redis_port: int, data_dir: Path | None) -> None:
+    """Start a real broker and Redis on loopback until SIGINT/SIGTERM."""
+    stack = EmbeddedStack(
+        kafka_port=kafka_port,
+        redis_port=redis_port,
+        broker=broker,
+        workdir=data_dir,
+        keep_workdir=data_dir is not None,
+    )
+    start_stack(stack)
     try:
         write_stack_env(stack)
         click.echo(f"KAFKA_BROKER={stack.kafka_broker}")

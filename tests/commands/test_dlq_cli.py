@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamer.commands.topics import create_topics
 from streamer.devstack import EmbeddedStack, free_port
+from streamer.topic_admin import ensure_topics
 from tests.commands.cli_run import one_error_line, run_cli
 from tests.support import produce_raw, read_topic
 
@@ -38,7 +38,7 @@ def letter(
 @pytest.fixture
 def seeded(stack: EmbeddedStack, topic_prefix: str, tmp_path: Path) -> dict[str, object]:
     """Three dead letters: two old validation failures, one recent enrichment failure."""
-    create_topics(stack.kafka_broker, topic_prefix, 4)
+    ensure_topics(stack.kafka_broker, topic_prefix, 4)
     source = f"{topic_prefix}customer-events"
     now = int(time.time() * 1000)
     good = orjson.dumps(

@@ -16,8 +16,8 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from streamer.commands.topics import create_topics
 from streamer.devstack import EmbeddedStack
+from streamer.topic_admin import ensure_topics
 from tests.faults.harness import PAGES, TS, Measure
 from tests.support import new_worker, worker_env
 
@@ -65,7 +65,7 @@ def _publish_backlog(bootstrap: str, topic: str, count: int) -> None:
 def test_backlog_of_a_million_events_keeps_worker_memory_bounded(
     stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
 ) -> None:
-    create_topics(stack.kafka_broker, topic_prefix, 4)
+    ensure_topics(stack.kafka_broker, topic_prefix, 4)
     started = time.monotonic()
     _publish_backlog(stack.bootstrap_servers, f"{topic_prefix}customer-events", EVENTS)
     published_s = time.monotonic() - started

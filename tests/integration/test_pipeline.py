@@ -1,4 +1,7 @@
-"""End to end on the embedded broker and Redis: exact counts, scores, predictions, DLQ."""
+"""End to end on a real broker and Redis: exact counts, scores, predictions, DLQ.
+
+Run on the session's broker and, as the Tansu smoke test, on the embedded Tansu.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +32,13 @@ def encode(value: dict[str, object]) -> tuple[bytes, bytes]:
 
 
 def test_pipeline_counts_scores_and_dead_letters_exactly(
-    stack: EmbeddedStack,
+    each_broker: EmbeddedStack,
     trained_registry: Path,
     redis_db: int,
     topic_prefix: str,
     tmp_path: Path,
 ) -> None:
+    stack = each_broker
     store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
     store.hset(
         "profile:alice",

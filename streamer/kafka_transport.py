@@ -1,0 +1,109 @@
+"""Faust's aiokafka transport (faust-streaming 0.15, aiokafka 0.14) with two fixes.
+
+Both were found on Apache Kafka with two workers, one killed with SIGKILL mid-stream; the
+survivor took over the dead worker's partitions and then lost events or hung.
+
+1. **Takeover skipped a backlog** (faust-streaming/faust#216, robinhood/faust#681). A fetch
+   that began before a rebalance can return records of partitions assigned during it while
+   Faust's flow is still stopped. Faust drops them and seeks every partition back to its
+   committed offset with aiokafka's ``seek_to_committed``, which only seeks ``if offset and
+   offset > 0``: a partition with no committed offset (its previous owner died before its
+   first commit) or with 0 keeps its position past the dropped records, and Faust then
+   treats the hole as a gap and commits past it. Here "no committed offset" seeks where the
+   reset policy starts a new group (``consumer_auto_offset_reset``), and 0 seeks to 0.
+   Faust's table recovery uses the same seek when it hands partitions back to the agents.
+
+2. **A rebalance hung in "Flush producer buffer".** aiokafka's producer asks for metadata of
+   every topic until the first send to a topic it does not know yet (``add_topic`` in
+   ``AIOKafkaClient._wait_on_metadata``); from then on it asks only for the topics it
+   tracks, and each reply replaces the whole partition map. Topics it had sent to without
+   tracking them (their partitions known from an all-topics reply) drop out, their queued
+   batches lose their leader and wait out the request timeout (1,200 s in Faust), and every
+   ``flush()`` waits with them. Here every topic is tracked from its first send. Upstream,
+   ``_wait_on_metadata`` would track a topic even when its partitions are already known; no
+   report of it was found in aiokafka's tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.tuples import HeadersArg
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Seeks partitions without a committed offset to where the reset policy starts."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+        changelogs = self.app.tables.changelog_topics
+        committed: dict[TP, int] = {}
+        never_committed = []
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            committed[tp] = offset
+            if offset is not None:
+                consumer.seek(tp, offset)
+            elif tp.topic not in changelogs:
+                # Changelogs are never committed; table recovery positions them itself.
+                never_committed.append(tp)
+        if never_committed:
+            if self.app.conf.consumer_auto_offset_reset == "latest":
+                await consumer.seek_to_end(*never_committed)
+            else:
+                await consumer.seek_to_beginning(*never_committed)
+        return committed
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Producer(faust_aiokafka.Producer):
+    """Tracks the metadata of every topic it sends to, from the first send on."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        if transactional_id:
+            track_topic(self._transaction_producers.get(transactional_id), topic)
+        else:
+            track_topic(self._producer, topic)
+        return await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+
+    def key_partition(self, topic: str, key: bytes) -> TP:
+        track_topic(self._producer, topic)
+        return super().key_partition(topic, key)
+
+
+def track_topic(producer: AIOKafkaProducer | None, topic: str) -> None:
+    """Make `producer` keep `topic` in every metadata request from now on."""
+    if producer is None:
+        return
+    client: Any = producer.client
+    if topic not in client._topics:
+        client.add_topic(topic)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+    Producer = Producer
