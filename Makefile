@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+BROKER ?= auto
 
 .PHONY: demo test lint bench install clean faults
 
@@ -15,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/streamer demo
+	$(BIN)/streamer demo --broker $(BROKER)
 
 lint: install
 	$(BIN)/ruff check .
@@ -29,7 +30,7 @@ faults: install
 	$(BIN)/pytest -m faults -s
 
 bench: install
-	$(BIN)/streamer bench $(ARGS)
+	$(BIN)/streamer bench --broker $(BROKER) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,8 @@ import click
 import orjson
 
 from streamer.bench.harness import Bench, BenchConfig, BenchError, Figures, machine
-from streamer.devstack import StackError
+from streamer.commands.dev import broker_option
+from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
 
 # Targets from the performance issue: reported, never asserted.
 TARGET_OVER_FLOOR = 0.5
@@ -32,6 +33,7 @@ LABELS = {
 
 
 @click.command()
+@broker_option
 @click.option(
     "--customers", type=click.IntRange(min=1), default=100_000, show_default=True,
     help="customer profiles loaded into Redis",
@@ -78,6 +80,7 @@ LABELS = {
     help="keep logs and scratch files here (default: a temporary folder, removed on success)",
 )  # fmt: skip
 def bench(
+    broker: BrokerChoice,
     customers: int,
     events: int,
     workers: int,
@@ -110,6 +113,7 @@ def bench(
         batch_within=batch_within,
         fetch_max_wait=fetch_max_wait,
         workdir=folder,
+        broker=broker,
     )
     started = time.monotonic()
     runner = Bench(config, lambda line: click.echo(line, err=True))
@@ -146,7 +150,7 @@ def bench(
     finally:
         runner.close()
     wall = time.monotonic() - started
-    report = build_report(config, results, wall)
+    report = build_report(config, results, wall, runner.stack)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     click.echo(render_table(report))
@@ -155,8 +159,10 @@ def bench(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def build_report(config: BenchConfig, results: dict[str, Figures], wall: float) -> dict[str, Any]:
-    """The JSON document: configuration, machine, each contender, ratios and targets."""
+def build_report(
+    config: BenchConfig, results: dict[str, Figures], wall: float, stack: EmbeddedStack
+) -> dict[str, Any]:
+    """The JSON document: broker, configuration, machine, each contender, ratios and targets."""
     rate = {name: figures.events_per_s for name, figures in results.items()}
     pipeline, live = results["pipeline"], results["pipeline_half_rate"]
     ratios = {
@@ -168,6 +174,9 @@ def build_report(config: BenchConfig, results: dict[str, Figures], wall: float) 
     p99 = (live.latency_ms or {}).get("p99", float("inf"))
     rss = pipeline.peak_rss_mb or float("inf")
     return {
+        "broker": stack.broker_name,
+        "broker_kind": stack.broker_kind,
+        "broker_reason": stack.broker_reason,
         "config": {
             "customers": config.customers,
             "events": config.events,
@@ -178,6 +187,7 @@ def build_report(config: BenchConfig, results: dict[str, Figures], wall: float) 
             "batch_size": config.batch_size,
             "batch_within": config.batch_within,
             "fetch_max_wait": config.fetch_max_wait,
+            "broker": config.broker,
         },
         "machine": machine(),
         "wall_seconds": round(wall, 1),
@@ -215,6 +225,7 @@ def render_table(report: dict[str, Any]) -> str:
         )
     ratios, targets = report["ratios"], report["targets"]
     lines = [
+        f"broker: {report['broker']} ({report['broker_reason']})",
         f"{cfg['customers']:,} customers, {cfg['events']:,} events, "
         f"{cfg['partitions']} partitions; {report['machine']['cpus']} CPUs "
         f"({report['machine']['cpu']}); {report['wall_seconds']:.0f}s wall",

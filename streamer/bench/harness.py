@@ -1,5 +1,10 @@
 """The benchmark run: one embedded stack, one backlog, every contender in turn.
 
+The stack runs the broker `--broker` picks (Apache Kafka or Tansu, see
+`streamer.devstack`); Apache Kafka's dev broker creates no topic on first use, so every
+topic a contender reads or writes is created before it starts: the catalogue topics of
+each prefix here, the Faust apps' changelog and leader topics by Faust at worker start.
+
 Order: raw aiokafka ceiling, Faust floor, pipeline on one worker, pipeline on several
 workers, textbook baseline, then the pipeline fed live at half and at a quarter of the
 one-worker rate. Runs are sequential so no contender shares the CPU with another.
@@ -41,7 +46,7 @@ from streamer.bench.measure import (
     read_marks_file,
     steady_window,
 )
-from streamer.devstack import EmbeddedStack, free_port
+from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.profiles import RedisProfileStore
 from streamer.topic_admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
@@ -68,6 +73,7 @@ class BenchConfig:
     batch_within: float | None
     fetch_max_wait: float | None
     workdir: Path
+    broker: BrokerChoice = "auto"
 
 
 @dataclass
@@ -140,7 +146,7 @@ class Bench:
         self.config = config
         self._say = say
         self._started = time.monotonic()
-        self.stack = EmbeddedStack(workdir=config.workdir / "stack")
+        self.stack = EmbeddedStack(workdir=config.workdir / "stack", broker=config.broker)
         self.registry = config.workdir / "registry"
         self.children: list[Child] = []
         self.backlog: list[tuple[bytes, bytes]] = []
@@ -154,6 +160,7 @@ class Bench:
     def setup(self) -> None:
         cfg = self.config
         self.stack.start()
+        self.say(f"broker: {self.stack.broker_name} ({self.stack.broker_reason})")
         self.say(f"broker {self.stack.kafka_broker}, redis {self.stack.redis_url}")
         # One OpenMP thread: on a busy machine, spinning threads make training crawl.
         with threadpool_limits(limits=1):
@@ -226,13 +233,19 @@ class Bench:
             "MODEL_REGISTRY": str(self.registry),
             "TOPIC_PREFIX": prefix,
             "STREAMER_PARTITIONS": str(cfg.partitions),
-            # A new group's join is held for the rebalance timeout on some brokers (Tansu):
-            # short timeouts keep each contender's start-up short.
-            "STREAMER_SESSION_TIMEOUT": "4",
-            "STREAMER_REBALANCE_TIMEOUT": "3",
             "STREAMER_MODEL_POLL": "2",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.stack.broker_kind == "tansu":
+            # Tansu holds a new group's first JoinGroup for half the session timeout (2 s
+            # at 4 s, 5 s at the worker's default 10 s; the rebalance timeout made no
+            # difference), where Apache Kafka answers at once (group.initial.rebalance.
+            # delay.ms is 0 on the dev broker): short timeouts keep each contender's
+            # start-up short. Tansu only: Apache Kafka refuses a session timeout under
+            # group.min.session.timeout.ms (6 s) with INVALID_SESSION_TIMEOUT, and the
+            # worker then never joins, so there the worker's defaults apply.
+            env["STREAMER_SESSION_TIMEOUT"] = "4"
+            env["STREAMER_REBALANCE_TIMEOUT"] = "3"
         if cfg.batch_size is not None:
             env["STREAMER_BATCH_SIZE"] = str(cfg.batch_size)
         if cfg.batch_within is not None:

@@ -72,8 +72,14 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 class PredictionReader(threading.Thread):
-    """Reads a predictions topic from the start (partitions assigned, no group join, no
-    trust in the high watermark) and keeps (event_ts, scored_at) of every record."""
+    """Reads a predictions topic from the start and keeps (event_ts, scored_at) of every
+    record, until stopped.
+
+    Two Tansu workarounds, harmless on Apache Kafka: partitions are assigned, not joined
+    through a group (Tansu holds a new group's first join for half the session timeout), and
+    the reader never stops at the high watermark (Tansu under-reports it, so a reader
+    stopping there would miss records); the harness stops it once it has counted enough.
+    """
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
         super().__init__(name=f"reader-{topic}", daemon=True)

@@ -6,7 +6,11 @@ pipeline (profile counters, scores, one prediction record per scored event), und
 own app id and topic prefix, so the benchmark can read its predictions the same way.
 
 Run as `faust -A streamer.bench.textbook worker`. Env: the service's settings plus
-BENCH_INPUT_TOPIC (the shared backlog topic to read).
+BENCH_INPUT_TOPIC (the shared backlog topic to read). Its topics must exist before it
+starts on a broker without auto-creation (Apache Kafka's dev broker): the harness creates
+the catalogue topics of its prefix, among them the predictions topic, which it only writes
+(Faust declares internal topics it consumes, not ones it only sends to); Faust declares
+the table's changelog and the leader topic itself.
 """
 
 from __future__ import annotations

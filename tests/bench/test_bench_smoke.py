@@ -1,10 +1,13 @@
 """`streamer bench` end to end with tiny sizes: every contender measured, JSON written.
 
 No timing thresholds: figures on a shared machine say nothing; only that each is there.
+The run uses `--broker auto`, the broker `streamer dev` would pick here (Apache Kafka
+where Java and its jars are at hand, else Tansu), and must say which in table and JSON.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +15,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streamer.devstack import BROKER_NAMES, choose_broker
+from streamer.devstack.kafka import CACHE_VARIABLE, kafka_version
+
 pytestmark = pytest.mark.integration
 
 STREAMER = str(Path(sys.executable).with_name("streamer"))
+ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = (
     "ceiling",
     "floor",
@@ -31,6 +38,8 @@ def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
     command = [
         STREAMER,
         "bench",
+        "--broker",
+        "auto",
         "--customers",
         "500",
         "--events",
@@ -44,10 +53,22 @@ def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
         "--workdir",
         str(tmp_path / "work"),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    # The repository's jar cache, not one in tmp_path (the command runs there): Apache
+    # Kafka's jars are fetched once, not per test.
+    cache = os.environ.get(CACHE_VARIABLE) or str(ROOT / ".streamer" / "kafka")
+    env = {**os.environ, CACHE_VARIABLE: cache}
+    kind, _ = choose_broker("auto", Path(cache))
+    expected = f"Apache Kafka {kafka_version()}" if kind == "kafka" else BROKER_NAMES[kind]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "pipeline / floor" in done.stdout
+    assert f"broker: {expected} (" in done.stdout
     report = orjson.loads(output.read_bytes())
+    assert report["broker"] == expected
+    assert report["broker_kind"] == kind
+    assert report["config"]["broker"] == "auto"
     for name in CONTENDERS:
         figures = report["contenders"][name]
         assert figures["events"] > 0, (name, figures)
