@@ -26,14 +26,17 @@ survivor took over the dead worker's partitions and then lost events or hung.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import logging
+from collections.abc import Awaitable, Mapping, Set as AbstractSet
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import HeadersArg
+
+log = logging.getLogger(__name__)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -43,24 +46,36 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await self.call_thread(self._seek_to_committed)
 
     async def _seek_to_committed(self) -> Mapping[TP, int]:
-        consumer = self._ensure_consumer()
-        changelogs = self.app.tables.changelog_topics
-        committed: dict[TP, int] = {}
-        never_committed = []
-        for tp in consumer.assignment():
-            offset = await consumer.committed(tp)
-            committed[tp] = offset
-            if offset is not None:
-                consumer.seek(tp, offset)
-            elif tp.topic not in changelogs:
-                # Changelogs are never committed; table recovery positions them itself.
-                never_committed.append(tp)
-        if never_committed:
-            if self.app.conf.consumer_auto_offset_reset == "latest":
-                await consumer.seek_to_end(*never_committed)
-            else:
-                await consumer.seek_to_beginning(*never_committed)
-        return committed
+        # Faust's signature; None (never committed) is what aiokafka returns too.
+        return await seek_to_committed(  # type: ignore[return-value]
+            self._ensure_consumer(),
+            reset=self.app.conf.consumer_auto_offset_reset,
+            # Changelogs are never committed; table recovery positions them itself.
+            skip_topics=self.app.tables.changelog_topics,
+        )
+
+
+async def seek_to_committed(
+    consumer: AIOKafkaConsumer, reset: str, skip_topics: AbstractSet[str] = frozenset()
+) -> dict[TP, int | None]:
+    """Seek every assigned partition to its committed offset, including 0; one with none
+    to where `reset` (`earliest`/`latest`) starts. Returns the committed offsets."""
+    committed: dict[TP, int | None] = {}
+    never_committed = []
+    for tp in consumer.assignment():
+        offset = await consumer.committed(tp)
+        committed[tp] = offset
+        if offset is not None:
+            consumer.seek(tp, offset)
+        elif tp.topic not in skip_topics:
+            never_committed.append(tp)
+    if never_committed:
+        log.info("Seek: no committed offset for %s, to %s", sorted(never_committed), reset)
+        if reset == "latest":
+            await consumer.seek_to_end(*never_committed)
+        else:
+            await consumer.seek_to_beginning(*never_committed)
+    return committed
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -6,7 +6,6 @@ tables over HTTP, the `churn-predictions` and dead-letter topics.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -34,9 +33,9 @@ COUNTER_FIELD = {
 COUNTERS = tuple(COUNTER_FIELD.values())
 
 
-def on_tansu() -> bool:
-    """Whether the session runs on the embedded Tansu broker (not a KAFKA_BROKER)."""
-    return not os.environ.get("KAFKA_BROKER")
+def on_tansu(stack: EmbeddedStack) -> bool:
+    """Whether the session runs on the embedded Tansu broker (see its deviations)."""
+    return stack.broker_kind == "tansu"
 
 
 def make_events(
@@ -138,6 +137,39 @@ class Measure:
 
         eventually(check, timeout=timeout, interval=0.5)
 
+    def wait_progress(self, valid: list[dict[str, object]], idle_s: float) -> tuple[bool, int]:
+        """Wait while counting progresses: (True, n) once every valid event is counted,
+        (False, n) once the count has not moved for `idle_s` seconds (a stall)."""
+        expected = sum(self.expected_counters(valid).values())
+        last, last_change = -1, time.monotonic()
+        while True:
+            counted = self.counted()
+            if counted >= expected:
+                return True, counted
+            if counted != last:
+                last, last_change = counted, time.monotonic()
+            elif time.monotonic() - last_change > idle_s:
+                return False, counted
+            time.sleep(0.5)
+
+    def committed_by_partition(self, topic: str, partitions: int = 4) -> dict[int, int | None]:
+        """The worker group's committed offset per partition of `topic` (None: never)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.stack.bootstrap_servers,
+                "group.id": f"{self.prefix}churn-streamer",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            committed = consumer.committed(
+                [TopicPartition(f"{self.prefix}{topic}", p) for p in range(partitions)],
+                timeout=10,
+            )
+        finally:
+            consumer.close()
+        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in committed}
+
     def predictions(self, expect: int, settle: float = 2.0) -> list[dict[str, Any]]:
         messages = read_topic(
             self.stack.bootstrap_servers,
@@ -171,21 +203,7 @@ class Measure:
 
     def committed_offsets(self, topic: str, partitions: int = 4) -> int:
         """Sum of the worker group's committed offsets on `topic` (no group join)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.stack.bootstrap_servers,
-                "group.id": f"{self.prefix}churn-streamer",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            committed = consumer.committed(
-                [TopicPartition(f"{self.prefix}{topic}", p) for p in range(partitions)],
-                timeout=10,
-            )
-        finally:
-            consumer.close()
-        return sum(max(tp.offset, 0) for tp in committed)
+        return sum(o or 0 for o in self.committed_by_partition(topic, partitions).values())
 
     def figures(
         self,
