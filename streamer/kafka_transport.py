@@ -27,7 +27,8 @@ survivor took over the dead worker's partitions and then lost events or hung.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping, Set as AbstractSet
+from collections.abc import Awaitable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
