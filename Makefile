@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BROKER ?= auto
 
-.PHONY: demo test lint bench install clean faults
+.PHONY: demo test lint bench install clean faults faults-cluster
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 # The fault suite alone, with its figure lines (also part of `make test`).
 faults: install
 	$(BIN)/pytest -m faults -s
+
+# Opt-in, outside `make test`: three Apache Kafka brokers, the partition leader's killed.
+faults-cluster: install
+	$(BIN)/pytest -m cluster -s
 
 bench: install
 	$(BIN)/streamer bench --broker $(BROKER) $(ARGS)
