@@ -196,10 +196,16 @@ def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, b
 
 
 def read_topic(
-    bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 2.0
+    bootstrap: str,
+    topic: str,
+    expect: int,
+    timeout: float = 60.0,
+    settle: float = 2.0,
+    complete: Callable[[list[Message]], bool] | None = None,
 ) -> list[Message]:
-    """Read a topic from the start until `expect` messages arrived, then `settle` seconds more
-    to catch extras. Does not trust the high watermark (Tansu under-reports it)."""
+    """Read a topic from the start until `expect` messages arrived (and `complete(messages)`
+    holds, when given), then `settle` seconds more to catch extras. Does not trust the high
+    watermark (Tansu under-reports it)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -233,7 +239,11 @@ def read_topic(
             for message in consumer.consume(500, timeout=0.5):
                 if message.error() is None:
                     messages.append(message)
-            if len(messages) >= expect and settle_until is None:
+            if (
+                settle_until is None
+                and len(messages) >= expect
+                and (complete is None or complete(messages))
+            ):
                 settle_until = time.monotonic() + settle
     finally:
         consumer.close()

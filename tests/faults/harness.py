@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamer.devstack import EmbeddedStack
 from tests.support import eventually, http, produce_raw, read_topic
@@ -170,13 +170,24 @@ class Measure:
             consumer.close()
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in committed}
 
-    def predictions(self, expect: int, settle: float = 2.0) -> list[dict[str, Any]]:
+    def predictions(
+        self, expect: int, settle: float = 2.0, event_ids: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Prediction records, read until `expect` arrived and, with `event_ids`, until every
+        one of those events has one (redelivered events add duplicates to the count)."""
+
+        def covered(messages: list[Message]) -> bool:
+            assert event_ids is not None
+            seen = {orjson.loads(m.value())["event_id"] for m in messages}
+            return event_ids <= seen
+
         messages = read_topic(
             self.stack.bootstrap_servers,
             f"{self.prefix}churn-predictions",
             expect=expect,
             timeout=120,
             settle=settle,
+            complete=covered if event_ids is not None else None,
         )
         return [orjson.loads(m.value()) for m in messages]
 
@@ -219,8 +230,8 @@ class Measure:
         figures = Figures(
             scenario, sent=sent, valid=len(valid), profiles=counted, lost=lost, double=double
         )
-        records = self.predictions(expect=len(valid))
         valid_ids = {str(e["event_id"]) for e in valid}
+        records = self.predictions(expect=len(valid), event_ids=valid_ids)
         figures.predictions = len(records)
         figures.predicted_events = len(valid_ids & {str(r["event_id"]) for r in records})
         letters = self.dead_letters(expect=dead_expected) if dead_expected else []
