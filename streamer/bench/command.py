@@ -224,6 +224,11 @@ def render_table(report: dict[str, Any]) -> str:
             )
         )
     ratios, targets = report["ratios"], report["targets"]
+    repeats = [
+        f"{LABELS[name].format(workers=cfg['workers'])}: {figures['duplicates']:,}"
+        for name, figures in report["contenders"].items()
+        if figures.get("duplicates")
+    ]
     lines = [
         f"broker: {report['broker']} ({report['broker_reason']})",
         f"{cfg['customers']:,} customers, {cfg['events']:,} events, "
@@ -233,6 +238,11 @@ def render_table(report: dict[str, Any]) -> str:
         *rows,
         "",
         "Backlog latencies include the time an event waited in the backlog.",
+        *(
+            ["Events scored more than once (not counted above): " + "; ".join(repeats)]
+            if repeats
+            else []
+        ),
         f"pipeline / floor    = {ratios['pipeline_over_floor']:.2f}  (target >= 0.5: "
         f"{_verdict(targets['pipeline_over_floor_ge_0.5'])})",
         f"pipeline / textbook = {ratios['pipeline_over_textbook']:.1f}  (target >= 10: "

@@ -72,8 +72,12 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 class PredictionReader(threading.Thread):
-    """Reads a predictions topic from the start and keeps (event_ts, scored_at) of every
-    record, until stopped.
+    """Reads a predictions topic from the start, until stopped, and keeps (event_ts,
+    scored_at) of the first record of every event.
+
+    An event scored again (redelivered after a rebalance moved its partition before its
+    offset was committed) is counted in `duplicates`, not in `count`: a run is done when
+    every event is scored, and a repeat is work done twice, not throughput.
 
     Two Tansu workarounds, harmless on Apache Kafka: partitions are assigned, not joined
     through a group (Tansu holds a new group's first join for half the session timeout), and
@@ -84,6 +88,8 @@ class PredictionReader(threading.Thread):
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
         super().__init__(name=f"reader-{topic}", daemon=True)
         self.records: list[tuple[int, int]] = []
+        self.duplicates = 0
+        self._seen: set[str] = set()
         self._stop_event = threading.Event()
         self._consumer = Consumer(
             {
@@ -109,6 +115,11 @@ class PredictionReader(threading.Thread):
                     if message.error() is not None:
                         continue
                     data = orjson.loads(message.value() or b"{}")
+                    event_id = str(data["event_id"])
+                    if event_id in self._seen:
+                        self.duplicates += 1
+                        continue
+                    self._seen.add(event_id)
                     self.records.append((int(data["event_ts"]), int(data["scored_at"])))
         finally:
             self._consumer.close()
