@@ -210,8 +210,8 @@ class KafkaCluster:
         if self._reuse_formatted():
             return
         for index in range(self.nodes):
-            port = self.first_port + 2 * index if self.first_port else free_port()
-            controller = self.first_port + 2 * index + 1 if self.first_port else free_port()
+            port = self.first_port + index if self.first_port else free_port()
+            controller = free_port()
             self.members.append(
                 KafkaNode(index + 1, port, controller, self.home / f"node-{index + 1}")
             )
@@ -306,8 +306,8 @@ class KafkaCluster:
         node = self.node(node_id)
         if node.running:
             return
-        ensure_port_free(node.port, f"Kafka node {node_id}")
-        ensure_port_free(node.controller_port, f"Kafka node {node_id} controller")
+        ensure_port_free(node.port, f"Kafka broker (node {node_id})")
+        ensure_port_free(node.controller_port, f"Kafka controller (node {node_id})")
         command = [
             *self._java(jar_dir(self.cache)),
             "kafka.Kafka",
