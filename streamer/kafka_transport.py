@@ -3,15 +3,18 @@
 Both were found on Apache Kafka with two workers, one killed with SIGKILL mid-stream; the
 survivor took over the dead worker's partitions and then lost events or hung.
 
-1. **Takeover skipped a backlog** (faust-streaming/faust#216, robinhood/faust#681). A fetch
-   that began before a rebalance can return records of partitions assigned during it while
-   Faust's flow is still stopped. Faust drops them and seeks every partition back to its
-   committed offset with aiokafka's ``seek_to_committed``, which only seeks ``if offset and
-   offset > 0``: a partition with no committed offset (its previous owner died before its
-   first commit) or with 0 keeps its position past the dropped records, and Faust then
-   treats the hole as a gap and commits past it. Here "no committed offset" seeks where the
-   reset policy starts a new group (``consumer_auto_offset_reset``), and 0 seeks to 0.
-   Faust's table recovery uses the same seek when it hands partitions back to the agents.
+1. **Takeover skipped or stalled on a backlog** (faust-streaming/faust#216,
+   robinhood/faust#681). A fetch that began before a rebalance can return records of
+   partitions assigned during it while Faust's flow is still stopped. Faust drops them and
+   seeks every partition back to its committed offset with aiokafka's ``seek_to_committed``,
+   which only seeks ``if offset and offset > 0``: a partition with no committed offset (its
+   previous owner died before its first commit) or with 0 keeps its position past the
+   dropped records. Measured: the survivor went idle with those records unprocessed, or,
+   when it later read and committed beyond them, lost them. Dropped changelog records
+   (never committed) likewise left table recovery waiting for good. Here ``getmany`` seeks
+   each partition back to its first record it did not deliver, and ``seek_to_committed``
+   (still used by table recovery) also moves partitions with no committed offset (to where
+   ``consumer_auto_offset_reset`` starts) or with 0.
 
 2. **A rebalance hung in "Flush producer buffer".** aiokafka's producer asks for metadata of
    every topic until the first send to a topic it does not know yet (``add_topic`` in
@@ -26,15 +29,17 @@ survivor took over the dead worker's partitions and then lost events or hung.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import RecordMetadata
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
 from faust.types.tuples import HeadersArg
 
 log = logging.getLogger(__name__)
@@ -80,8 +85,54 @@ async def seek_to_committed(
 
 
 class Consumer(faust_aiokafka.Consumer):
+    """Never moves past a fetched record it did not hand to the agents."""
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's `Consumer.getmany`, except that records it does not deliver (flow stopped
+        for a rebalance, partition paused) are fetched again: each such partition is sought
+        back to its first undelivered record. Faust dropped them, seeking every partition to
+        its committed offset when the flow was stopped and not at all otherwise: a dropped
+        changelog record then stalled table recovery for good, a dropped input record of a
+        partition with no committed offset was skipped.
+
+        Only while the generation that fetched them lasts: a new assignment has already
+        put every partition back at its committed offset.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        next_offsets = {tp: batch[0].offset for tp, batch in records.items() if batch}
+        held: set[TP] = set()
+        if self.flow_active:
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    break
+                if tp in held:
+                    continue
+                if (
+                    active_partitions is None
+                    or tp in active_partitions
+                    or tp in self._buffered_partitions
+                ):
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                    next_offsets[tp] = record.offset + 1
+                else:
+                    held.add(tp)  # this and its later records wait until tp is active
+        if self.app.consumer_generation_id != generation_id:
+            return
+        undelivered = {
+            tp: offset for tp, offset in next_offsets.items() if offset <= records[tp][-1].offset
+        }
+        for tp, offset in undelivered.items():
+            with contextlib.suppress(IllegalStateError):  # not assigned any more
+                await self.seek(tp, offset)
+        if undelivered:
+            log.info("Fetching again records not delivered: %s", undelivered)
 
 
 class Producer(faust_aiokafka.Producer):
