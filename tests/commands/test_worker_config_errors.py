@@ -88,3 +88,29 @@ def test_unreachable_broker_or_redis_fail_fast_naming_the_variable(
         f"streamer: error: REDIS_URL redis://:***@127.0.0.1:{dead_redis}/0 is unreachable"
     )
     assert SECRET not in output
+
+
+def test_a_topic_the_worker_may_not_create_stops_it_naming_the_topic(
+    stack: EmbeddedStack, tmp_path: Path, topic_prefix: str
+) -> None:
+    """The broker refuses the worker's topics (here: more replicas than brokers, as a
+    policy or missing permission would); the worker exits 2 naming the first missing one
+    instead of running without it."""
+    if stack.broker_kind == "tansu":
+        pytest.skip("Tansu accepts any replication factor")
+    process = _start(
+        tmp_path,
+        _faust(free_port()),
+        KAFKA_BROKER=stack.kafka_broker,
+        REDIS_URL=f"redis://127.0.0.1:{stack.redis_port}/0",
+        TOPIC_PREFIX=topic_prefix,
+        STREAMER_REPLICATION_FACTOR="3",
+    )
+    code, output = _finish(process)
+    assert code == 2
+    assert "Traceback" not in output
+    line = _last_line(output)
+    assert line.startswith(
+        f"streamer: error: topic {topic_prefix}customer-events does not exist"
+    ), line
+    assert "could not be created" in line and "streamer topics create" in line
