@@ -13,8 +13,8 @@ import faust
 from faust.types import TransportT
 from pydantic import ValidationError
 
-from streamer.kafka_transport import Transport
 from streamer.settings import get_settings, settings_error_line
+from streamer.transactions import Transport
 
 try:
     settings = get_settings()
@@ -26,7 +26,7 @@ except ValidationError as exc:
 
 class StreamerApp(faust.App):
     """Faust's app on Faust's aiokafka transport with our takeover fixes (see
-    `streamer.kafka_transport`)."""
+    `streamer.kafka_transport`) and exactly-once fixes (`streamer.transactions`)."""
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)

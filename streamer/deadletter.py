@@ -11,6 +11,7 @@ from faust.types import EventT
 
 from streamer import metrics
 from streamer.channels import dead_letters
+from streamer.transactions import send_output
 from topics.events import utc_now_ms
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,12 @@ async def send_dead_letter(event: EventT, reason: str, error_type: str, stage: S
         ("dlq.source", f"{source['topic']}/{source['partition']}/{source['offset']}".encode()),
         ("dlq.failed_at", str(record["failed_at"]).encode()),
     ]
-    await dead_letters.send(key=event.message.key, value=orjson.dumps(record), headers=headers)
+    key, value = event.message.key, orjson.dumps(record)
+    if event.app.in_transaction:
+        # In the transaction of the event's partition, committed with its offset.
+        await send_output(event, dead_letters.get_topic_name(), key, value, headers)
+    else:
+        await dead_letters.send(key=key, value=value, headers=headers)
     metrics.DEAD_LETTERS.labels(stage).inc()
     metrics.EVENTS.labels(stage, "dead_letter").inc()
     log.info(

@@ -31,6 +31,7 @@ from streamer.app import app, settings
 from streamer.profiles import RedisProfileStore
 from streamer.scoring import ModelHolder
 from streamer.topic_admin import TopicsMissing, ensure_topics
+from streamer.transactions import StaleBatch, commit_gate, fence
 from topics.catalogue import bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,9 @@ async def run_batches(
     and committed, and lost. Acknowledgements stay off instead: such messages are read
     again by the next owner of their partition.
     """
+    if app.in_transaction:
+        await _run_transactional_batches(stream, batches, process)
+        return
     try:
         async for batch in batches:
             await runtime.finish_batch(process(batch), batch)
@@ -258,6 +262,56 @@ async def run_batches(
             await aclose()
         # No await between the close above and this line: nothing can be acked unseen.
         cast(Any, stream).enable_acks = False
+
+
+async def _run_transactional_batches(
+    stream: StreamT[bytes],
+    batches: AsyncIterator[Sequence[EventT]],
+    process: Callable[[Sequence[EventT]], Coroutine[Any, Any, None]],
+) -> None:
+    """`run_batches` with exactly_once (see `streamer.transactions`).
+
+    Each batch holds the commit gate from before its first write until its events are
+    acknowledged, here rather than by the batch iterator (which would do it only when asked
+    for the next batch, possibly long after, with a commit in between). A batch read before
+    a rebalance, or overtaken by one, is held back: the partitions' transactions were
+    aborted and every event since the committed offsets is read again.
+    """
+    ack = stream.ack
+    cast(Any, stream).ack = _acked_elsewhere
+    try:
+        async for batch in batches:
+            await commit_gate.enter()
+            try:
+                if not fence.is_current(app, batch):
+                    hold_back(batch)
+                    continue
+                try:
+                    with fence.batch():
+                        await runtime.finish_batch(process(batch), batch)
+                except StaleBatch as exc:
+                    log.info("Abandoned a batch of %d events: %s", len(batch), exc)
+                    hold_back(batch)
+                    continue
+                except asyncio.CancelledError:
+                    # Stopping: a drained batch is acknowledged (a held-back one is not).
+                    for event in batch:
+                        await ack(event)
+                    raise
+                for event in batch:
+                    await ack(event)
+            finally:
+                commit_gate.leave()
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        cast(Any, stream).enable_acks = False
+
+
+async def _acked_elsewhere(event: EventT) -> bool:
+    """The batch iterator's acknowledgement, done by `_run_transactional_batches`."""
+    return False
 
 
 async def _check_broker(broker: str) -> None:

@@ -23,20 +23,29 @@ from streamer.deadletter import send_dead_letter
 from streamer.event_context import acting_as
 from streamer.runtime import run_batches, runtime
 from streamer.tables import customer_page_views, page_key, page_views_total, page_views_windowed
+from streamer.transactions import fence
 
 STAGE: Final = "counting"
 
 
-@app.agent(enriched_events, name="count-page-views")
 async def count_page_views(stream: StreamT[bytes]) -> None:
     """Consume enriched events in micro-batches and update the page-view tables."""
     await runtime.wait_started()
-    # Table writes queue their changelog messages in Faust's producer buffer; past its
-    # default 100 pending, Faust halts every stream and drains it one message per wake-up.
-    # One batch queues up to three per event (page total, page window, customer).
+    make_room_for_changelogs()
+    await run_batches(stream, micro_batches(stream), count_batch)
+
+
+# With exactly_once, one agent counts and scores (streamer.agents.exactly_once).
+if settings.processing_guarantee == "at_least_once":
+    app.agent(enriched_events, name="count-page-views")(count_page_views)
+
+
+def make_room_for_changelogs() -> None:
+    """Table writes queue their changelog messages in Faust's producer buffer; past its
+    default 100 pending, Faust halts every stream and drains it one message per wake-up.
+    One batch queues up to three per event (page total, page window, customer)."""
     buffer = app.producer.buffer
     buffer.max_messages = max(buffer.max_messages, 4 * settings.batch_size)
-    await run_batches(stream, micro_batches(stream), count_batch)
 
 
 async def count_batch(batch: Sequence[EventT]) -> None:
@@ -63,6 +72,8 @@ async def count_batch(batch: Sequence[EventT]) -> None:
         per_page[key] += 1
         per_customer[customer] += 1
         page_owner[key] = customer_owner[customer] = event
+    # With exactly_once, no table write once a rebalance began: its transaction is aborted.
+    fence.check()
     for key, views in per_page.items():
         with acting_as(page_owner[key]):
             page_views_total[key] += views

@@ -27,6 +27,7 @@ from streamer.channels import customer_events, enriched_events
 from streamer.deadletter import send_dead_letter
 from streamer.profiles import COUNTER_FIELD, EventUpdate
 from streamer.runtime import run_batches, runtime
+from streamer.transactions import send_output
 from topics.codec import InvalidEvent, decode_event
 from topics.events import CustomerEvent, EventType, utc_now_ms
 
@@ -73,7 +74,9 @@ async def enrich_batch(batch: Sequence[EventT]) -> None:
     # Straight to Faust's producer: `topic.send` adds a FutureMessage, callbacks and sensor
     # calls per message. Faust flushes the producer before it commits offsets, so this
     # batch's offsets are still committed only after its enriched events are delivered.
+    # With exactly_once, each goes into the transaction of its event's partition instead.
     send, topic = app.producer.send, enriched_events.get_topic_name()
+    transactional = app.in_transaction
     for (event, parsed), profile in zip(valid, profiles, strict=True):
         if profile is None:
             duplicates += 1
@@ -87,7 +90,11 @@ async def enrich_batch(batch: Sequence[EventT]) -> None:
                 "enriched_at": enriched_at,
             }
         )
-        await send(topic, event.message.key or parsed.customer_id.encode(), value, None, None, None)
+        key = event.message.key or parsed.customer_id.encode()
+        if transactional:
+            await send_output(event, topic, key, value)
+        else:
+            await send(topic, key, value, None, None, None)
     metrics.EVENTS.labels(STAGE, "enriched").inc(len(valid) - duplicates)
     metrics.EVENTS.labels(STAGE, "duplicate").inc(duplicates)
     metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))

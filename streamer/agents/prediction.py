@@ -35,6 +35,7 @@ from streamer.deadletter import send_dead_letter
 from streamer.profiles import ScoreUpdate
 from streamer.runtime import run_batches, runtime
 from streamer.scoring import Role, ScoreCache, ServingModels, challenger_mask
+from streamer.transactions import send_output
 from topics.events import utc_now_ms
 
 STAGE: Final = "prediction"
@@ -54,11 +55,15 @@ class Scored:
     cached: int = 0  # scores taken from the cache instead of the model
 
 
-@app.agent(enriched_events, name="predict")
 async def predict(stream: StreamT[bytes]) -> None:
     """Consume enriched events in micro-batches and score them."""
     await runtime.wait_started()
     await run_batches(stream, micro_batches(stream), predict_batch)
+
+
+# With exactly_once, one agent counts and scores (streamer.agents.exactly_once).
+if settings.processing_guarantee == "at_least_once":
+    app.agent(enriched_events, name="predict")(predict)
 
 
 def _score_part(
@@ -194,9 +199,14 @@ async def predict_batch(batch: Sequence[EventT]) -> None:
     records.sort(key=lambda item: item[0])
     # Straight to Faust's producer, as enrichment does: `topic.send` costs a FutureMessage,
     # callbacks and sensor calls per record; Faust still flushes before committing offsets.
+    # With exactly_once, each goes into the transaction of its event's partition instead.
     send, topic = app.producer.send, predictions.get_topic_name()
-    for _, key, value in records:
-        await send(topic, key, value, None, None, None)
+    if app.in_transaction:
+        for index, key, value in records:
+            await send_output(scored[index][0], topic, key, value)
+    else:
+        for _, key, value in records:
+            await send(topic, key, value, None, None, None)
     metrics.EVENTS.labels(STAGE, "scored").inc(len(rows))
     cached = sum(part.cached for part in (*served, *([shadow] if shadow else [])))
     if cached:
