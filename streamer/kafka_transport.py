@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -87,8 +87,31 @@ async def seek_to_committed(
 class Consumer(faust_aiokafka.Consumer):
     """Never moves past a fetched record it did not hand to the agents."""
 
+    # Stream partitions whose fetching waits for the seek to their committed offsets.
+    _resume_after_seek: set[TP] | None = None
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        # At the end of table recovery Faust resumes the stream partitions, then seeks them
+        # to their committed offsets. Records fetched in between reached the agents while
+        # the seek was under way, and again after it: redelivered at best, and in 1 run of
+        # 10 a run of them was never acknowledged, so commits stopped there for good. Here
+        # stream partitions are resumed once sought (Faust resumes them only before a seek).
+        tps = set(tps)
+        streams = {tp for tp in tps if not self._is_changelog_tp(tp)}
+        if streams:
+            self._resume_after_seek = (self._resume_after_seek or set()) | streams
+        super().resume_partitions(tps - streams)
+
+    async def perform_seek(self) -> None:
+        try:
+            await super().perform_seek()
+        finally:
+            waiting, self._resume_after_seek = self._resume_after_seek, None
+            if waiting:
+                super().resume_partitions(waiting & self.assignment())
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's `Consumer.getmany`, except that records it does not deliver (flow stopped
