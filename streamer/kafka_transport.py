@@ -42,11 +42,21 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import HeadersArg
 
+from streamer.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Seeks partitions without a committed offset to where the reset policy starts."""
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        # Faust hard-codes a 1.5 s fetch wait. Apache Kafka answers a fetch as soon as data
+        # arrives, so there that is only the idle poll interval; brokers that hold the fetch
+        # for the full wait (Tansu does) add it to the latency of every stage.
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = int(get_settings().fetch_max_wait_s * 1000)
+        return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed)
