@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -260,7 +261,7 @@ def test_exactly_once_sigkill_one_of_two_workers(
     topic = f"{topic_prefix}churn-predictions"
     committed = read_records(kafka.bootstrap_servers, topic, "read_committed", len(valid))
     everything = read_records(kafka.bootstrap_servers, topic, "read_uncommitted", len(committed))
-    per_event = Counter(orjson.loads(m.value())["event_id"] for m in committed)
+    per_event = Counter(orjson.loads(cast(bytes, m.value()))["event_id"] for m in committed)
     valid_ids = {str(e["event_id"]) for e in valid}
     counted, lost, double = measure.lost_and_double(valid)
     figures = Figures(
@@ -552,7 +553,8 @@ def compacted_away(bootstrap: str, topics: list[str]) -> int:
             for message in consumer.consume(1000, timeout=1.0):
                 if message.error() is None:
                     records += 1
-                    last[(message.topic(), message.partition())] = message.offset()
+                    where = (cast(str, message.topic()), cast(int, message.partition()))
+                    last[where] = cast(int, message.offset())
                     heard_at = time.monotonic()
         return span - records
     finally:
