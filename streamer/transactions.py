@@ -21,7 +21,11 @@ What that leaves open, each seen on Apache Kafka 4.4 with one of two workers kil
    meanwhile (committed before their offsets: duplicates after a crash); changelog records
    still queued in Faust's producer buffer go into a later transaction than their offsets
    (lost after a crash). A ``CommitGate`` lets a commit happen only between batches, once
-   the buffer has been handed to the transactions.
+   the buffer has been handed to the transactions. Faust also counted the offset after
+   each transaction marker twice, so its commits stopped at the first marker since the
+   last commit, short of what the transaction held (``Consumer._add_gap``). And Faust
+   acknowledges a message two agents read once the second is done with it, so counting
+   and scoring run as one agent here (``streamer.agents.exactly_once``).
 3. **Rebalances.** aiokafka revokes every partition at a rebalance and Faust seeks the ones
    it keeps back to their committed offsets, yet left their transactions open with the
    output of the events it then processes again (duplicates), and left the in-memory tables
@@ -31,6 +35,12 @@ What that leaves open, each seen on Apache Kafka 4.4 with one of two workers kil
    batch begun before it is abandoned (``StaleBatch``: held back, redone from the committed
    offset), producers of partitions no longer assigned are stopped, and the tables are
    rebuilt from their committed changelogs.
+4. **Table recovery stopped short.** It read changelogs up to aiokafka's
+   ``last_stable_offset()``, known only from a fetch (``ConsumerThread._highwaters``).
+
+Records fetched while stream partitions were being sought back to their committed
+offsets reached the agents twice in one generation; ``streamer.kafka_transport`` resumes
+those partitions only once sought, in both modes.
 
 Redis writes (profile counters, scores) are outside any Kafka transaction: the enrichment
 agent's dedup marks make a redone event count once there.
@@ -40,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -252,30 +262,8 @@ class ConsumerThread(kafka_transport.ConsumerThread):
 class Consumer(kafka_transport.Consumer):
     """With exactly_once: commits through the gate; rebalances move the fence."""
 
-    # Stream partitions whose delivery waits for the seek to their committed offsets.
-    _resume_after_seek: set[TP] | None = None
-
     def _new_consumer_thread(self) -> kafka_transport.ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def resume_partitions(self, tps: Iterable[TP]) -> None:
-        # After a rebalance Faust resumes the stream partitions, then seeks them to their
-        # committed offsets. Records fetched in between (the flow already runs for table
-        # recovery) reached the agents, and again after the seek: the same event twice in
-        # one generation, both times committed. Here they are resumed once sought.
-        if self.in_transaction:
-            tps = set(tps)
-            streams = {tp for tp in tps if not self._is_changelog_tp(tp)}
-            if streams:
-                self._resume_after_seek = (self._resume_after_seek or set()) | streams
-                tps -= streams
-        super().resume_partitions(tps)
-
-    async def perform_seek(self) -> None:
-        await super().perform_seek()
-        waiting, self._resume_after_seek = self._resume_after_seek, None
-        if waiting:
-            super().resume_partitions(waiting & self.assignment())
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         if not self.in_transaction:
