@@ -19,17 +19,25 @@ def write_stack_env(stack: EmbeddedStack, path: Path = STACK_ENV_FILE) -> None:
     path.write_text(f"KAFKA_BROKER={stack.kafka_broker}\nREDIS_URL={stack.redis_url}\n")
 
 
-def wait_for_stop_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
-    stop = threading.Event()
+class StopSignals:
+    """SIGINT and SIGTERM, installed before anything starts: until `running` they abort the
+    start (which stops whatever already runs); after, they end `wait()`."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.running = False
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    while not stop.wait(0.5):
-        pass
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = not self.requested.is_set()
+        self.requested.set()
+        if first and not self.running:
+            raise KeyboardInterrupt
+
+    def wait(self) -> None:
+        while not self.requested.wait(0.5):
+            pass
 
 
 broker_option = click.option(
@@ -71,12 +79,14 @@ def dev(broker: BrokerChoice, kafka_port: int, redis_port: int, data_dir: Path |
         workdir=data_dir,
         keep_workdir=data_dir is not None,
     )
+    signals = StopSignals()
     start_stack(stack)
+    signals.running = True
     try:
         write_stack_env(stack)
         click.echo(f"KAFKA_BROKER={stack.kafka_broker}")
         click.echo(f"REDIS_URL={stack.redis_url}")
-        wait_for_stop_signal()
+        signals.wait()
     finally:
         stack.stop()
         STACK_ENV_FILE.unlink(missing_ok=True)
