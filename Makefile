@@ -34,7 +34,7 @@ faults-cluster: install
 	$(BIN)/pytest -m cluster -s
 
 bench: install
-	$(BIN)/streamer bench --broker $(BROKER) $(ARGS)
+	$(BIN)/python -m benchmarks --broker $(BROKER) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -41,13 +41,12 @@ for command in (dev, worker, topics, profiles, produce, dlq):
 
 
 def _add_optional_commands() -> None:
-    from streamer.bench.command import bench
     from streamer.commands.demo import demo
     from streamer.commands.models import models
     from streamer.commands.score_batch import score_batch
     from streamer.commands.train import train
 
-    for command in (bench, demo, models, score_batch, train):
+    for command in (demo, models, score_batch, train):
         cli.add_command(command)
 
 

@@ -1,4 +1,5 @@
-"""`streamer bench` end to end with tiny sizes: every contender measured, JSON written.
+"""The benchmark (`python -m benchmarks`) end to end with tiny sizes: every contender
+measured, JSON written.
 
 No timing thresholds: figures on a shared machine say nothing; only that each is there.
 The run uses `--broker auto`, the broker `streamer dev` would pick here (Apache Kafka
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -20,8 +22,16 @@ from streamer.devstack.kafka import CACHE_VARIABLE, kafka_version
 
 pytestmark = pytest.mark.integration
 
-STREAMER = str(Path(sys.executable).with_name("streamer"))
 ROOT = Path(__file__).resolve().parents[2]
+# Run from another folder, as `make bench` may be: the package is found through PYTHONPATH.
+BENCH = [sys.executable, "-m", "benchmarks"]
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 CONTENDERS = (
     "ceiling",
     "floor",
@@ -36,8 +46,7 @@ CONTENDERS = (
 def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     command = [
-        STREAMER,
-        "bench",
+        *BENCH,
         "--broker",
         "auto",
         "--customers",
@@ -56,7 +65,7 @@ def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
     # The repository's jar cache, not one in tmp_path (the command runs there): Apache
     # Kafka's jars are fetched once, not per test.
     cache = os.environ.get(CACHE_VARIABLE) or str(ROOT / ".streamer" / "kafka")
-    env = {**os.environ, CACHE_VARIABLE: cache}
+    env = bench_env(**{CACHE_VARIABLE: cache})
     kind, _ = choose_broker("auto", Path(cache))
     expected = f"Apache Kafka {kafka_version()}" if kind == "kafka" else BROKER_NAMES[kind]
     done = subprocess.run(
@@ -85,12 +94,30 @@ def test_bench_writes_every_contenders_figures(tmp_path: Path) -> None:
 def test_bad_flags_get_one_line_errors(tmp_path: Path) -> None:
     for flags in (["--events", "5"], ["--workers", "4", "--partitions", "2"]):
         done = subprocess.run(
-            [STREAMER, "bench", *flags],
+            [*BENCH, *flags],
             capture_output=True,
             text=True,
             timeout=60,
             cwd=tmp_path,
+            env=bench_env(),
         )
         assert done.returncode != 0
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("streamer: error:"), done.stderr
+        assert len(lines) == 1 and lines[0].startswith("benchmarks: error:"), done.stderr
+
+
+def test_the_wheel_ships_no_benchmark(tmp_path: Path) -> None:
+    """The benchmark lives beside the product: nothing of it in the wheel or the CLI."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(name.startswith("streamer/") for name in names)
+    assert not [name for name in names if "bench" in name.split("/")[0]], names
+    streamer = Path(sys.executable).with_name("streamer")
+    help_text = subprocess.run([streamer, "--help"], capture_output=True, text=True).stdout
+    assert " bench " not in help_text and " demo " in help_text

@@ -1,4 +1,4 @@
-"""`streamer bench`: run every contender on the same backlog, print a table, write JSON."""
+"""`python -m benchmarks`: every contender on the same backlog, a table, and JSON."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from streamer.bench.harness import Bench, BenchConfig, BenchError, Figures, machine
+from benchmarks.harness import Bench, BenchConfig, BenchError, Figures, machine
 from streamer.commands.dev import broker_option
 from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
 

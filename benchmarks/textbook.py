@@ -5,7 +5,7 @@ call, one table update and one `topic.send`. Same contract-shaped outputs as the
 pipeline (profile counters, scores, one prediction record per scored event), under its
 own app id and topic prefix, so the benchmark can read its predictions the same way.
 
-Run as `faust -A streamer.bench.textbook worker`. Env: the service's settings plus
+Run as `faust -A benchmarks.textbook worker`. Env: the service's settings plus
 BENCH_INPUT_TOPIC (the shared backlog topic to read). Its topics must exist before it
 starts on a broker without auto-creation (Apache Kafka's dev broker): the harness creates
 the catalogue topics of its prefix, among them the predictions topic, which it only writes

@@ -1,6 +1,6 @@
 """Faust's floor: a `take` agent that does nothing with raw bytes, on the benchmark backlog.
 
-Run as `faust -A streamer.bench.floor worker`. Env: KAFKA_BROKER, BENCH_INPUT_TOPIC,
+Run as `faust -A benchmarks.floor worker`. Env: KAFKA_BROKER, BENCH_INPUT_TOPIC,
 BENCH_APP_ID, BENCH_MARKS (file), STREAMER_BATCH_SIZE/STREAMER_BATCH_WITHIN (the same
 micro-batch shape the pipeline uses). Each batch appends "epoch_seconds count" to the
 marks file, which the harness reads to time the run.

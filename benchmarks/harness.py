@@ -34,10 +34,7 @@ from aiokafka.structs import TopicPartition
 from confluent_kafka import Producer
 from threadpoolctl import threadpool_limits
 
-from models.registry import ModelRegistry
-from models.synthetic import EventGenerator, generate_customers
-from models.train import train_and_register
-from streamer.bench.measure import (
+from benchmarks.measure import (
     Mark,
     PredictionReader,
     ProcessSampler,
@@ -46,6 +43,9 @@ from streamer.bench.measure import (
     read_marks_file,
     steady_window,
 )
+from models.registry import ModelRegistry
+from models.synthetic import EventGenerator, generate_customers
+from models.train import train_and_register
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.profiles import RedisProfileStore
 from streamer.topic_admin import ensure_topics
@@ -289,7 +289,7 @@ class Bench:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**env, "STREAMER_DATA_DIR": str(data_dir)},
+                env={**env, "STREAMER_DATA_DIR": str(data_dir), "PYTHONPATH": _import_root()},
                 cwd=self.config.workdir,
             )
         child = Child(name, process, log, port)
@@ -397,7 +397,7 @@ class Bench:
             BENCH_APP_ID="bench-floor",
             BENCH_MARKS=str(marks_file),
         )
-        child = self.start_worker("floor", "streamer.bench.floor", env)
+        child = self.start_worker("floor", "benchmarks.floor", env)
         sampler = ProcessSampler([child.pid])
         sampler.start()
         try:
@@ -453,7 +453,7 @@ class Bench:
         )
         reader.start()
         env = self.env(prefix, 3, BENCH_INPUT_TOPIC=f"bench1-{CUSTOMER_EVENTS.name}")
-        child = self.start_worker("textbook", "streamer.bench.textbook", env)
+        child = self.start_worker("textbook", "benchmarks.textbook", env)
         sampler = ProcessSampler([child.pid])
         sampler.start()
         try:
@@ -598,3 +598,10 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def _import_root() -> str:
+    """PYTHONPATH for contender workers: the folder holding `benchmarks` (not shipped in the
+    wheel, so importable only from the source tree) before anything already set."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
