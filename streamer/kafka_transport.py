@@ -1,4 +1,5 @@
-"""Faust's aiokafka transport (faust-streaming 0.15, aiokafka 0.14) with two fixes.
+"""Faust's aiokafka transport (faust-streaming 0.15, aiokafka 0.14) with the fixes below, and
+the fetch wait taken from STREAMER_FETCH_MAX_WAIT.
 
 Both were found on Apache Kafka with two workers, one killed with SIGKILL mid-stream; the
 survivor took over the dead worker's partitions and then lost events or hung.
@@ -14,7 +15,9 @@ survivor took over the dead worker's partitions and then lost events or hung.
    (never committed) likewise left table recovery waiting for good. Here ``getmany`` seeks
    each partition back to its first record it did not deliver, and ``seek_to_committed``
    (still used by table recovery) also moves partitions with no committed offset (to where
-   ``consumer_auto_offset_reset`` starts) or with 0.
+   ``consumer_auto_offset_reset`` starts) or with 0. After table recovery, stream
+   partitions are resumed only once sought: Faust resumed them first, so records fetched
+   during the seek reached the agents twice and a run of them was never acknowledged.
 
 2. **A rebalance hung in "Flush producer buffer".** aiokafka's producer asks for metadata of
    every topic until the first send to a topic it does not know yet (``add_topic`` in
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Seeks partitions without a committed offset to where the reset policy starts."""
+    """Bounded fetch wait; seeks partitions without a committed offset to where the reset
+    policy starts."""
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         # Faust hard-codes a 1.5 s fetch wait. Apache Kafka answers a fetch as soon as data
