@@ -47,8 +47,8 @@ from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import train_and_register
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
-from streamer.profiles import RedisProfileStore
-from streamer.topic_admin import ensure_topics
+from streamer.store.profiles import RedisProfileStore
+from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms
 

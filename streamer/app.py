@@ -1,69 +1,8 @@
-"""The Faust application: `faust -A streamer.app worker -l info`.
+"""The worker's entry point, as ops run it: `faust -A streamer.app worker -l info`.
 
-Importing this module reads settings from the environment and opens nothing: Redis, the
-model and every connection are opened by `streamer.runtime.Runtime` when the worker starts.
-Agents, tables and web views live in their own modules, found by autodiscovery.
+The app itself, its agents, tables and routes live in `streamer.worker`.
 """
 
-from __future__ import annotations
+from streamer.worker.app import app, main
 
-import sys
-
-import faust
-from faust.types import TransportT
-from pydantic import ValidationError
-
-from streamer.settings import get_settings, settings_error_line
-from streamer.transactions import Transport
-
-try:
-    settings = get_settings()
-except ValidationError as exc:
-    # A bad KAFKA_BROKER/REDIS_URL/... stops `faust -A streamer.app worker` with one line.
-    sys.stderr.write(f"streamer: error: {settings_error_line(exc)}\n")
-    raise SystemExit(2) from None
-
-
-class StreamerApp(faust.App):
-    """Faust's app on Faust's aiokafka transport with our takeover fixes (see
-    `streamer.kafka_transport`) and exactly-once fixes (`streamer.transactions`)."""
-
-    def _new_transport(self) -> TransportT:
-        return Transport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self) -> TransportT:
-        return Transport(self.conf.broker_producer, self)
-
-
-app = StreamerApp(
-    settings.group_id,
-    broker=settings.kafka_broker,
-    broker_credentials=settings.faust_broker_credentials(),
-    store="memory://",
-    autodiscover=["streamer.agents", "streamer.web"],
-    origin="streamer",
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=settings.topic_replication_factor,
-    processing_guarantee=settings.processing_guarantee,
-    topic_allow_declare=True,
-    key_serializer="raw",
-    value_serializer="raw",
-    datadir=str(settings.data_dir),
-    # Tansu (and a fresh Apache Kafka group) holds a join open for the whole rebalance
-    # timeout; Faust's 60 s defaults would make every start and failover that slow.
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
-    producer_linger=0.005,
-    # Faust's default waits at every rebalance until each in-flight message is acked, and
-    # hangs for good when the rebalance dropped a queued copy of a message that two agents
-    # read (faust-streaming#133). Not waiting is safe here: offsets still advance only past
-    # acked events, and redelivered events are not counted twice (see streamer.profiles).
-    stream_wait_empty=False,
-    web_enabled=True,
-)
-
-
-def main() -> None:
-    """Console entry point equivalent to `faust -A streamer.app`."""
-    app.main()
+__all__ = ["app", "main"]

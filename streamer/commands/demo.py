@@ -21,10 +21,10 @@ from models.synthetic import generate_customers
 from models.train import train_and_register
 from streamer.commands.dev import broker_option, start_stack, write_stack_env
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
-from streamer.profiles import RedisProfileStore
+from streamer.devstack.traffic import default_generator, run_traffic
 from streamer.settings import STACK_ENV_FILE
-from streamer.topic_admin import ensure_topics
-from streamer.traffic import default_generator, run_traffic
+from streamer.store.profiles import RedisProfileStore
+from topics.admin import ensure_topics
 from topics.producer import EventProducer
 
 READY_TIMEOUT_S = 120.0

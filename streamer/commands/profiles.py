@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from streamer.commands.common import load_settings
-from streamer.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
-from streamer.profiles import RedisProfileStore
 from streamer.settings import Settings
+from streamer.store.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
+from streamer.store.profiles import RedisProfileStore
 
 MAX_ERRORS_SHOWN = 20
 

@@ -12,14 +12,14 @@ import redis
 from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry, RegistryError
-from streamer.batch_scoring import (
+from streamer.commands.common import load_settings
+from streamer.store.batch_scoring import (
     DEFAULT_PAGE_SIZE,
     PROGRESS_KEY,
     BatchScoringError,
     progress_summary,
     score_profiles,
 )
-from streamer.commands.common import load_settings
 
 
 def _interrupt_on_sigterm() -> None:

@@ -6,7 +6,7 @@ import click
 from confluent_kafka import KafkaException
 
 from streamer.commands.common import load_settings
-from streamer.topic_admin import TopicsMissing, ensure_topics
+from topics.admin import TopicsMissing, ensure_topics
 
 
 @click.group()

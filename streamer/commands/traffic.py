@@ -9,8 +9,8 @@ import click
 from confluent_kafka import KafkaException
 
 from streamer.commands.common import load_settings
-from streamer.topic_admin import TopicsMissing, ensure_topics
-from streamer.traffic import default_generator, run_traffic
+from streamer.devstack.traffic import default_generator, run_traffic
+from topics.admin import TopicsMissing, ensure_topics
 from topics.producer import EventProducer
 
 

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from streamer.devstack import EmbeddedStack, free_port
-from streamer.topic_admin import ensure_topics
 from tests.commands.cli_run import one_error_line, run_cli
 from tests.support import produce_raw, read_topic
+from topics.admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ HOUR_MS = 3600 * 1000
 def letter(
     stage: str, reason: str, key: bytes, value: bytes, topic: str, offset: int, failed_at: int
 ) -> dict[str, object]:
-    """A dead letter as `streamer.deadletter` writes it."""
+    """A dead letter as `streamer.worker.deadletter` writes it."""
     return {
         "reason": reason,
         "error_type": "InvalidEvent" if stage == "validation" else "ResponseError",

@@ -12,10 +12,10 @@ from click.testing import CliRunner, Result
 
 from models.features import feature_matrix
 from models.registry import ModelRegistry
-from streamer.batch_scoring import PROGRESS_KEY, score_profiles
 from streamer.commands.score_batch import score_batch
 from streamer.devstack import EmbeddedStack
 from streamer.settings import get_settings
+from streamer.store.batch_scoring import PROGRESS_KEY, score_profiles
 
 pytestmark = pytest.mark.integration
 

@@ -285,7 +285,7 @@ def test_sigkill_one_of_two_workers(
 
     `before-first-commit` kills the victim as soon as it has handled its first events, so
     its partitions have no committed offset: the case in which a takeover used to skip
-    their backlog (see streamer.kafka_transport).
+    their backlog (see streamer.worker.faust_patches.aiokafka_transport).
     """
     valid = make_events(4000, run=f"{topic_prefix}kill", customers=200, seed=7)
     measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))

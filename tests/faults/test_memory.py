@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import Producer
 
 from streamer.devstack import EmbeddedStack
-from streamer.topic_admin import ensure_topics
 from tests.faults.harness import PAGES, TS, Measure
 from tests.support import new_worker, worker_env
+from topics.admin import ensure_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -1,4 +1,5 @@
-"""The fixes in `streamer.kafka_transport`, each on a real broker with aiokafka's own clients.
+"""The fixes in `streamer.worker.faust_patches.aiokafka_transport`,
+each on a real broker with aiokafka's own clients.
 
 The takeover scenarios that found them are in the fault suite (SIGKILL of one of two
 workers); these pin each cause down.
@@ -15,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer.devstack import EmbeddedStack
-from streamer.kafka_transport import seek_to_committed, track_topic
+from streamer.worker.faust_patches.aiokafka_transport import seek_to_committed, track_topic
 from tests.support import produce_raw
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from models.registry import ModelRegistry
 from models.train import train_and_register
 from streamer.devstack import EmbeddedStack
-from streamer.scoring import routes_to_challenger
+from streamer.serving.models import routes_to_challenger
 from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
 from topics.events import PredictionRecord, utc_now_ms
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from streamer.activity import RECENT, Activity
+from streamer.worker.activity import RECENT, Activity
 
 
 def test_recent_predictions_are_newest_first_and_bounded() -> None:

@@ -8,7 +8,7 @@ from streamer.settings import get_settings
 
 
 def test_worker_consumer_fetch_wait_follows_the_setting() -> None:
-    from streamer.app import app
+    from streamer.worker.app import app
 
     async def created_wait_ms() -> int:
         consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]

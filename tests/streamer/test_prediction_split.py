@@ -11,9 +11,9 @@ from models.features import feature_matrix
 from models.registry import LoadedModel, ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
-from streamer.agents import prediction
-from streamer.scoring import ScoreCache, ServingModels, routes_to_challenger
+from streamer.serving.models import ScoreCache, ServingModels, routes_to_challenger
 from streamer.settings import Settings
+from streamer.worker.agents import prediction
 
 
 class CountingModel:

@@ -13,7 +13,7 @@ import pytest
 
 from models.registry import ModelRegistry
 from models.train import train_and_register
-from streamer.scoring import (
+from streamer.serving.models import (
     ModelHolder,
     challenger_bucket,
     challenger_mask,
@@ -48,7 +48,7 @@ def test_split_is_nested_as_the_share_grows() -> None:
 
 def test_bucket_is_stable_across_processes() -> None:
     # Python's str hash is salted per process; the bucket must not be.
-    code = "from streamer.scoring import challenger_bucket as b; print(repr(b('c-42')))"
+    code = "from streamer.serving.models import challenger_bucket as b; print(repr(b('c-42')))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

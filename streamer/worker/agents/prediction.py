@@ -26,16 +26,16 @@ from faust.types import EventT, StreamT
 
 from models.features import FEATURE_NAMES, feature_row
 from models.registry import LoadedModel
-from streamer import metrics
-from streamer.activity import activity
-from streamer.agents.batching import micro_batches
-from streamer.app import app, settings
-from streamer.channels import enriched_events, predictions
-from streamer.deadletter import send_dead_letter
-from streamer.profiles import ScoreUpdate
-from streamer.runtime import run_batches, runtime
-from streamer.scoring import Role, ScoreCache, ServingModels, challenger_mask
-from streamer.transactions import send_output
+from streamer.serving.models import Role, ScoreCache, ServingModels, challenger_mask
+from streamer.store.profiles import ScoreUpdate
+from streamer.worker import metrics
+from streamer.worker.activity import activity
+from streamer.worker.agents.batching import micro_batches
+from streamer.worker.app import app, settings
+from streamer.worker.channels import enriched_events, predictions
+from streamer.worker.deadletter import send_dead_letter
+from streamer.worker.faust_patches.transactions import send_output
+from streamer.worker.runtime import run_batches, runtime
 from topics.events import utc_now_ms
 
 STAGE: Final = "prediction"
@@ -61,7 +61,7 @@ async def predict(stream: StreamT[bytes]) -> None:
     await run_batches(stream, micro_batches(stream), predict_batch)
 
 
-# With exactly_once, one agent counts and scores (streamer.agents.exactly_once).
+# With exactly_once, one agent counts and scores (streamer.worker.agents.exactly_once).
 if settings.processing_guarantee == "at_least_once":
     app.agent(enriched_events, name="predict")(predict)
 

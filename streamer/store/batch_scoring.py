@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from models.features import COUNTER_FIELDS, feature_matrix
 from models.registry import LoadedModel
-from streamer.profiles import PROFILE_PREFIX
+from streamer.store.profiles import PROFILE_PREFIX
 from topics.events import utc_now_ms
 
 PROGRESS_KEY = "score-batch:progress"

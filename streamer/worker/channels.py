@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from faust.types import TopicT
 
-from streamer.app import app, settings
+from streamer.worker.app import app, settings
 from topics.catalogue import CUSTOMER_EVENTS, DEAD_LETTERS, ENRICHED_EVENTS, PREDICTIONS, TopicSpec
 
 

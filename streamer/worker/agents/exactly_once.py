@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
-from streamer.agents.batching import micro_batches
-from streamer.agents.counter import count_batch, make_room_for_changelogs
-from streamer.agents.prediction import predict_batch
-from streamer.app import app, settings
-from streamer.channels import enriched_events
-from streamer.runtime import run_batches, runtime
+from streamer.worker.agents.batching import micro_batches
+from streamer.worker.agents.counter import count_batch, make_room_for_changelogs
+from streamer.worker.agents.prediction import predict_batch
+from streamer.worker.app import app, settings
+from streamer.worker.channels import enriched_events
+from streamer.worker.runtime import run_batches, runtime
 
 
 async def count_and_predict(stream: StreamT[bytes]) -> None:

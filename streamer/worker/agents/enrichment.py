@@ -20,14 +20,14 @@ import redis.exceptions
 from faust.types import EventT, StreamT
 
 from models.features import is_cancel_page
-from streamer import metrics
-from streamer.agents.batching import micro_batches
-from streamer.app import app
-from streamer.channels import customer_events, enriched_events
-from streamer.deadletter import send_dead_letter
-from streamer.profiles import COUNTER_FIELD, EventUpdate
-from streamer.runtime import run_batches, runtime
-from streamer.transactions import send_output
+from streamer.store.profiles import COUNTER_FIELD, EventUpdate
+from streamer.worker import metrics
+from streamer.worker.agents.batching import micro_batches
+from streamer.worker.app import app
+from streamer.worker.channels import customer_events, enriched_events
+from streamer.worker.deadletter import send_dead_letter
+from streamer.worker.faust_patches.transactions import send_output
+from streamer.worker.runtime import run_batches, runtime
 from topics.codec import InvalidEvent, decode_event
 from topics.events import CustomerEvent, EventType, utc_now_ms
 

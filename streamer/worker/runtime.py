@@ -26,12 +26,12 @@ from redis.backoff import NoBackoff
 from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
-from streamer import metrics
-from streamer.app import app, settings
-from streamer.profiles import RedisProfileStore
-from streamer.scoring import ModelHolder
-from streamer.topic_admin import TopicsMissing, ensure_topics
-from streamer.transactions import StaleBatch, commit_gate, fence
+from streamer.serving.models import ModelHolder
+from streamer.store.profiles import RedisProfileStore
+from streamer.worker import metrics
+from streamer.worker.app import app, settings
+from streamer.worker.faust_patches.transactions import StaleBatch, commit_gate, fence
+from topics.admin import TopicsMissing, ensure_topics
 from topics.catalogue import bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ async def _run_transactional_batches(
     batches: AsyncIterator[Sequence[EventT]],
     process: Callable[[Sequence[EventT]], Coroutine[Any, Any, None]],
 ) -> None:
-    """`run_batches` with exactly_once (see `streamer.transactions`).
+    """`run_batches` with exactly_once (see `streamer.worker.faust_patches.transactions`).
 
     Each batch holds the commit gate from before its first write until its events are
     acknowledged, here rather than by the batch iterator (which would do it only when asked

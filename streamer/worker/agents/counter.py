@@ -15,15 +15,20 @@ from typing import Final
 import orjson
 from faust.types import EventT, StreamT
 
-from streamer import metrics
-from streamer.agents.batching import micro_batches
-from streamer.app import app, settings
-from streamer.channels import enriched_events
-from streamer.deadletter import send_dead_letter
-from streamer.event_context import acting_as
-from streamer.runtime import run_batches, runtime
-from streamer.tables import customer_page_views, page_key, page_views_total, page_views_windowed
-from streamer.transactions import fence
+from streamer.worker import metrics
+from streamer.worker.agents.batching import micro_batches
+from streamer.worker.app import app, settings
+from streamer.worker.channels import enriched_events
+from streamer.worker.deadletter import send_dead_letter
+from streamer.worker.event_context import acting_as
+from streamer.worker.faust_patches.transactions import fence
+from streamer.worker.runtime import run_batches, runtime
+from streamer.worker.tables import (
+    customer_page_views,
+    page_key,
+    page_views_total,
+    page_views_windowed,
+)
 
 STAGE: Final = "counting"
 
@@ -35,7 +40,7 @@ async def count_page_views(stream: StreamT[bytes]) -> None:
     await run_batches(stream, micro_batches(stream), count_batch)
 
 
-# With exactly_once, one agent counts and scores (streamer.agents.exactly_once).
+# With exactly_once, one agent counts and scores (streamer.worker.agents.exactly_once).
 if settings.processing_guarantee == "at_least_once":
     app.agent(enriched_events, name="count-page-views")(count_page_views)
 

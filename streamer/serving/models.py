@@ -24,7 +24,7 @@ import numpy as np
 
 from models.errors import RegistryError
 from models.registry import LoadedModel, ModelRegistry
-from streamer import metrics
+from streamer.worker import metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Literal
 import orjson
 from faust.types import EventT
 
-from streamer import metrics
-from streamer.channels import dead_letters
-from streamer.transactions import send_output
+from streamer.worker import metrics
+from streamer.worker.channels import dead_letters
+from streamer.worker.faust_patches.transactions import send_output
 from topics.events import utc_now_ms
 
 log = logging.getLogger(__name__)

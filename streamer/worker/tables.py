@@ -3,7 +3,7 @@
 Per-page counts are keyed `"{partition}:{page}"`: each entry then belongs to exactly one
 partition of `customer-events-enriched`, the one whose changelog holds it, and no
 repartition topic is needed (a `group_by(page)` would add a full topic round trip per
-event). A page's count is the sum over partitions; `streamer.web` sums across workers.
+event). A page's count is the sum over partitions; `streamer.worker.web` sums across workers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import faust
 from faust.types import TableT
 
-from streamer.app import app, settings
+from streamer.worker.app import app, settings
 
 # The app's default serializer is raw bytes (for topics); table keys and counts are JSON.
 JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")

@@ -21,13 +21,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from yarl import URL
 
 from models.features import FEATURE_NAMES, FeatureError, feature_row, validate_features
-from streamer import metrics
-from streamer.activity import activity
-from streamer.app import app, settings
-from streamer.channels import enriched_events
-from streamer.profiles import typed_profile
-from streamer.runtime import RETRYABLE, runtime, tables_recovered
-from streamer.tables import (
+from streamer.store.profiles import typed_profile
+from streamer.worker import metrics
+from streamer.worker.activity import activity
+from streamer.worker.app import app, settings
+from streamer.worker.channels import enriched_events
+from streamer.worker.runtime import RETRYABLE, runtime, tables_recovered
+from streamer.worker.tables import (
     customer_page_views,
     page_views_total,
     page_views_windowed,
@@ -253,5 +253,5 @@ async def prometheus_metrics(self: View, request: Request) -> Response:
 @app.page("/dashboard")
 async def dashboard(self: View, request: Request) -> Response:
     """The dashboard page."""
-    page = resources.files("streamer").joinpath("static/dashboard.html").read_bytes()
+    page = resources.files("streamer.worker").joinpath("static/dashboard.html").read_bytes()
     return self.bytes(page, content_type="text/html")

@@ -8,7 +8,7 @@ from typing import cast
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from streamer.app import settings
+from streamer.worker.app import settings
 
 
 def micro_batches(stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT]]:

@@ -25,7 +25,7 @@ What that leaves open, each seen on Apache Kafka 4.4 with one of two workers kil
    each transaction marker twice, so its commits stopped at the first marker since the
    last commit, short of what the transaction held (``Consumer._add_gap``). And Faust
    acknowledges a message two agents read once the second is done with it, so counting
-   and scoring run as one agent here (``streamer.agents.exactly_once``).
+   and scoring run as one agent here (``streamer.worker.agents.exactly_once``).
 3. **Rebalances.** aiokafka revokes every partition at a rebalance and Faust seeks the ones
    it keeps back to their committed offsets, yet left their transactions open with the
    output of the events it then processes again (duplicates), and left the in-memory tables
@@ -39,8 +39,8 @@ What that leaves open, each seen on Apache Kafka 4.4 with one of two workers kil
    ``last_stable_offset()``, known only from a fetch (``ConsumerThread._highwaters``).
 
 Records fetched while stream partitions were being sought back to their committed
-offsets reached the agents twice in one generation; ``streamer.kafka_transport`` resumes
-those partitions only once sought, in both modes.
+offsets reached the agents twice in one generation; ``aiokafka_transport`` resumes those
+partitions only once sought, in both modes.
 
 Redis writes (profile counters, scores) are outside any Kafka transaction: the enrichment
 agent's dedup marks make a redone event count once there.
@@ -65,7 +65,7 @@ from faust.types import TP, AppT, EventT, TransportT
 from faust.types.enums import ProcessingGuarantee
 from faust.types.tuples import FutureMessage, HeadersArg
 
-from streamer import kafka_transport
+from streamer.worker.faust_patches import aiokafka_transport
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class ProducerBuffer(FaustProducerBuffer):
             await self._progress.wait()
 
 
-class Producer(kafka_transport.Producer):
+class Producer(aiokafka_transport.Producer):
     """Our producer; with exactly_once, the buffer above."""
 
     def __init__(
@@ -246,7 +246,7 @@ class Producer(kafka_transport.Producer):
             self.buffer = buffer
 
 
-class ConsumerThread(kafka_transport.ConsumerThread):
+class ConsumerThread(aiokafka_transport.ConsumerThread):
     """Table recovery reads changelogs up to the broker's end offsets, not the last fetch's."""
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -259,10 +259,10 @@ class ConsumerThread(kafka_transport.ConsumerThread):
         return cast(Mapping[TP, int], await consumer.end_offsets(partitions))
 
 
-class Consumer(kafka_transport.Consumer):
+class Consumer(aiokafka_transport.Consumer):
     """With exactly_once: commits through the gate; rebalances move the fence."""
 
-    def _new_consumer_thread(self) -> kafka_transport.ConsumerThread:
+    def _new_consumer_thread(self) -> aiokafka_transport.ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
@@ -356,7 +356,7 @@ class TransactionManager(FaustTransactionManager):
         recovery.standby_offsets.clear()
 
 
-class Transport(kafka_transport.Transport):
+class Transport(aiokafka_transport.Transport):
     Consumer = Consumer
     Producer = Producer
     TransactionManager = TransactionManager

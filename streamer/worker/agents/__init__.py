@@ -1,5 +1,5 @@
 """Faust agents: enrichment, page-view counting and prediction (found by autodiscovery)."""
 
-from streamer.agents import counter, enrichment, exactly_once, prediction
+from streamer.worker.agents import counter, enrichment, exactly_once, prediction
 
 __all__ = ["counter", "enrichment", "exactly_once", "prediction"]
