@@ -20,15 +20,15 @@ settings = get_settings()
 
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "bench-floor"),
-    broker=settings.kafka_broker,
+    broker=settings.kafka.broker,
     store="memory://",
-    topic_partitions=settings.topic_partitions,
+    topic_partitions=settings.topics.partitions,
     key_serializer="raw",
     value_serializer="raw",
-    datadir=str(settings.data_dir),
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+    datadir=str(settings.worker.data_dir),
+    broker_session_timeout=settings.worker.session_timeout,
+    broker_rebalance_timeout=settings.worker.rebalance_timeout,
+    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
 )
 
 source = app.topic(
@@ -43,5 +43,7 @@ async def floor(stream: StreamT[bytes]) -> None:
     """Take micro-batches and drop them; record when each batch arrived."""
     # Line-buffered: one small write per batch, visible to the harness at once.
     with open(os.environ["BENCH_MARKS"], "a", buffering=1) as marks:
-        async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        async for batch in stream.take(
+            settings.worker.batch_size, within=settings.worker.batch_within
+        ):
             marks.write(f"{time.time():.6f} {len(batch)}\n")

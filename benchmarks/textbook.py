@@ -30,17 +30,17 @@ from streamer.settings import get_settings
 from topics.events import utc_now_ms
 
 settings = get_settings()
-PREFIX = settings.topic_prefix
+PREFIX = settings.topics.prefix
 
 app = faust.App(
     f"{PREFIX}textbook",
-    broker=settings.kafka_broker,
+    broker=settings.kafka.broker,
     store="memory://",
-    topic_partitions=settings.topic_partitions,
-    datadir=str(settings.data_dir),
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+    topic_partitions=settings.topics.partitions,
+    datadir=str(settings.worker.data_dir),
+    broker_session_timeout=settings.worker.session_timeout,
+    broker_rebalance_timeout=settings.worker.rebalance_timeout,
+    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
 )
 
 # Pinned like the pipeline, so the comparison is about the design, not thread start-up.
@@ -81,16 +81,16 @@ raw_events = app.topic(os.environ.get("BENCH_INPUT_TOPIC", "customer-events"), v
 enriched_events = app.topic(
     f"{PREFIX}customer-events-enriched",
     value_type=Enriched,
-    partitions=settings.topic_partitions,
+    partitions=settings.topics.partitions,
     internal=True,
 )
 predictions = app.topic(
     f"{PREFIX}churn-predictions",
     value_type=Prediction,
-    partitions=settings.topic_partitions,
+    partitions=settings.topics.partitions,
     internal=True,
 )
-page_views = app.Table("page-views", default=int, partitions=settings.topic_partitions)
+page_views = app.Table("page-views", default=int, partitions=settings.topics.partitions)
 
 COUNTERS = {
     "page_view": "page_views",
@@ -104,14 +104,14 @@ _state: dict[str, Any] = {}
 
 def redis_client() -> aioredis.Redis:
     if "redis" not in _state:
-        _state["redis"] = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        _state["redis"] = aioredis.Redis.from_url(settings.redis.url, decode_responses=True)
     client: aioredis.Redis = _state["redis"]
     return client
 
 
 def model() -> LoadedModel:
     if "model" not in _state:
-        registry = ModelRegistry(settings.model_registry)
+        registry = ModelRegistry(settings.models.registry)
         version = registry.serving_version()
         assert version is not None, "no serving model in the registry"
         _state["model"] = registry.load(version)

@@ -28,6 +28,7 @@ from confluent_kafka import (
 from confluent_kafka import Message as KafkaMessage
 
 from streamer.commands.common import load_settings
+from streamer.connections import librdkafka_config
 from streamer.settings import Settings
 from topics.catalogue import DEAD_LETTERS, bootstrap_servers
 
@@ -142,17 +143,17 @@ def _parse(message: KafkaMessage) -> DeadLetterEntry:
 
 def read_dead_letters(settings: Settings, idle_s: float, timeout_s: float) -> list[DeadLetterEntry]:
     """Every record of the dead-letter topic, read from the start of each partition."""
-    topic = DEAD_LETTERS.full_name(settings.topic_prefix)
+    topic = DEAD_LETTERS.full_name(settings.topics.prefix)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap_servers(settings.kafka_broker),
+            "bootstrap.servers": bootstrap_servers(settings.kafka.broker),
             "group.id": f"streamer-dlq-reader-{time.time_ns()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "socket.timeout.ms": 10000,
             # Errors reach the user as one line; librdkafka's own log would repeat them.
             "log_level": 0,
-            **settings.kafka_client_config(),
+            **librdkafka_config(settings.kafka),
         }
     )
     entries: list[DeadLetterEntry] = []
@@ -200,7 +201,7 @@ def _read(settings: Settings, idle: float, timeout: float) -> list[DeadLetterEnt
         return read_dead_letters(settings, idle, timeout)
     except KafkaException as exc:
         raise click.ClickException(
-            f"KAFKA_BROKER {settings.kafka_broker}: {exc.args[0].str() if exc.args else exc}"
+            f"KAFKA_BROKER {settings.kafka.broker}: {exc.args[0].str() if exc.args else exc}"
         ) from None
 
 
@@ -316,7 +317,7 @@ def replay(
     if failed:
         raise click.ClickException(
             f"{len(failed)} of {len(sendable)} replays not delivered "
-            f"(KAFKA_BROKER {settings.kafka_broker}): {failed[0]}"
+            f"(KAFKA_BROKER {settings.kafka.broker}): {failed[0]}"
         )
     note = f"; {skipped} without source or payload skipped" if skipped else ""
     click.echo(f"replayed {len(sendable)} dead letter(s){': ' + where if where else ''}{note}")
@@ -325,13 +326,13 @@ def replay(
 def _publish(settings: Settings, items: list[tuple[DeadLetterEntry, str, bytes]]) -> list[str]:
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap_servers(settings.kafka_broker),
+            "bootstrap.servers": bootstrap_servers(settings.kafka.broker),
             "enable.idempotence": True,
             "linger.ms": 5,
             # Same key-to-partition mapping as Faust and the event producer.
             "partitioner": "murmur2_random",
             "log_level": 0,
-            **settings.kafka_client_config(),
+            **librdkafka_config(settings.kafka),
         }
     )
     failures: list[str] = []

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from streamer.commands.common import load_settings
+from streamer.connections import redis_client_options
 from streamer.settings import Settings
 from streamer.store.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
 from streamer.store.profiles import RedisProfileStore
@@ -28,7 +29,7 @@ async def load_file(
             errors.append(item)
         else:
             good.append(item)
-    options = settings.redis_client_options() if settings is not None else {}
+    options = redis_client_options(settings.redis) if settings is not None else {}
     client = aioredis.Redis.from_url(
         redis_url, decode_responses=True, socket_connect_timeout=5, **options
     )
@@ -51,20 +52,20 @@ def load(file: Path) -> None:
     """Load static attributes (customer_id,plan,contract,tenure_months,monthly_spend,country)."""
     settings = load_settings()
     try:
-        loaded, errors = asyncio.run(load_file(file, settings.redis_url, settings))
+        loaded, errors = asyncio.run(load_file(file, settings.redis.url, settings))
     except ProfileFileError as exc:
         raise click.ClickException(str(exc)) from None
     except redis.exceptions.AuthenticationError as exc:
         raise click.ClickException(
-            f"REDIS_URL {settings.redis_url_redacted}: authentication failed "
+            f"REDIS_URL {settings.redis.url_redacted}: authentication failed "
             f"(REDIS_PASSWORD/REDIS_USERNAME): {exc}"
         ) from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
         raise click.ClickException(
-            f"REDIS_URL {settings.redis_url_redacted} unreachable: {exc}"
+            f"REDIS_URL {settings.redis.url_redacted} unreachable: {exc}"
         ) from None
     except redis.exceptions.RedisError as exc:
-        raise click.ClickException(f"REDIS_URL {settings.redis_url_redacted}: {exc}") from None
+        raise click.ClickException(f"REDIS_URL {settings.redis.url_redacted}: {exc}") from None
     for error in errors[:MAX_ERRORS_SHOWN]:
         click.echo(f"skipped {file}: {error}", err=True)
     if len(errors) > MAX_ERRORS_SHOWN:

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry, RegistryError
 from streamer.commands.common import load_settings
+from streamer.connections import redis_client_options
 from streamer.store.batch_scoring import (
     DEFAULT_PAGE_SIZE,
     PROGRESS_KEY,
@@ -64,7 +65,7 @@ def score_batch(model_ref: str | None, export: Path | None, page_size: int, rest
     run again with the same model and --export file.
     """
     settings = load_settings()
-    registry = ModelRegistry(settings.model_registry)
+    registry = ModelRegistry(settings.models.registry)
     try:
         version = registry.resolve(model_ref) if model_ref else registry.serving_version()
         if version is None:
@@ -75,7 +76,7 @@ def score_batch(model_ref: str | None, export: Path | None, page_size: int, rest
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, **settings.redis_client_options()
+        settings.redis.url, decode_responses=True, **redis_client_options(settings.redis)
     )
     _interrupt_on_sigterm()
     try:
@@ -102,7 +103,7 @@ def score_batch(model_ref: str | None, export: Path | None, page_size: int, rest
         sys.exit(130)
     except (redis.RedisError, OSError) as exc:
         raise click.ClickException(
-            f"score-batch against {settings.redis_url_redacted} failed: {exc}"
+            f"score-batch against {settings.redis.url_redacted} failed: {exc}"
         ) from None
     except BatchScoringError as exc:
         raise click.ClickException(str(exc)) from None

@@ -6,6 +6,7 @@ import click
 from confluent_kafka import KafkaException
 
 from streamer.commands.common import load_settings
+from streamer.connections import librdkafka_config
 from topics.admin import TopicsMissing, ensure_topics
 
 
@@ -20,12 +21,12 @@ def create() -> None:
     settings = load_settings()
     try:
         created = ensure_topics(
-            settings.kafka_broker,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            config=settings.kafka_client_config(),
+            settings.kafka.broker,
+            settings.topics.prefix,
+            settings.topics.partitions,
+            settings.topics.replication_factor,
+            config=librdkafka_config(settings.kafka),
         )
     except (KafkaException, TopicsMissing) as exc:
-        raise click.ClickException(f"KAFKA_BROKER {settings.kafka_broker}: {exc}") from None
+        raise click.ClickException(f"KAFKA_BROKER {settings.kafka.broker}: {exc}") from None
     click.echo(f"created {len(created)} topic(s): {', '.join(created) or 'none (all existed)'}")

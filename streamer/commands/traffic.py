@@ -9,6 +9,7 @@ import click
 from confluent_kafka import KafkaException
 
 from streamer.commands.common import load_settings
+from streamer.connections import librdkafka_config
 from streamer.devstack.traffic import default_generator, run_traffic
 from topics.admin import TopicsMissing, ensure_topics
 from topics.producer import EventProducer
@@ -48,18 +49,18 @@ def produce(
     # As the worker does: brokers without auto-creation would refuse every event.
     try:
         ensure_topics(
-            settings.kafka_broker,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            config=settings.kafka_client_config(),
+            settings.kafka.broker,
+            settings.topics.prefix,
+            settings.topics.partitions,
+            settings.topics.replication_factor,
+            config=librdkafka_config(settings.kafka),
         )
     except (KafkaException, TopicsMissing) as exc:
-        raise click.ClickException(f"KAFKA_BROKER {settings.kafka_broker}: {exc}") from None
+        raise click.ClickException(f"KAFKA_BROKER {settings.kafka.broker}: {exc}") from None
     producer = EventProducer(
-        settings.kafka_broker,
-        topic_prefix=settings.topic_prefix,
-        config=settings.kafka_client_config(),
+        settings.kafka.broker,
+        topic_prefix=settings.topics.prefix,
+        config=librdkafka_config(settings.kafka),
     )
     report = run_traffic(
         producer,

@@ -13,6 +13,7 @@ import faust
 from faust.types import TransportT
 from pydantic import ValidationError
 
+from streamer.connections import faust_broker_credentials
 from streamer.settings import get_settings, settings_error_line
 from streamer.worker.faust_patches.transactions import Transport
 
@@ -37,23 +38,23 @@ class StreamerApp(faust.App):
 
 app = StreamerApp(
     settings.group_id,
-    broker=settings.kafka_broker,
-    broker_credentials=settings.faust_broker_credentials(),
+    broker=settings.kafka.broker,
+    broker_credentials=faust_broker_credentials(settings.kafka),
     store="memory://",
     autodiscover=["streamer.worker.agents", "streamer.worker.web"],
     origin="streamer",
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=settings.topic_replication_factor,
-    processing_guarantee=settings.processing_guarantee,
+    topic_partitions=settings.topics.partitions,
+    topic_replication_factor=settings.topics.replication_factor,
+    processing_guarantee=settings.worker.processing_guarantee,
     topic_allow_declare=True,
     key_serializer="raw",
     value_serializer="raw",
-    datadir=str(settings.data_dir),
+    datadir=str(settings.worker.data_dir),
     # Tansu (and a fresh Apache Kafka group) holds a join open for the whole rebalance
     # timeout; Faust's 60 s defaults would make every start and failover that slow.
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+    broker_session_timeout=settings.worker.session_timeout,
+    broker_rebalance_timeout=settings.worker.rebalance_timeout,
+    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
     producer_linger=0.005,
     # Faust's default waits at every rebalance until each in-flight message is acked, and
     # hangs for good when the rebalance dropped a queued copy of a message that two agents

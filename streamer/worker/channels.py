@@ -17,10 +17,10 @@ def _topic(spec: TopicSpec) -> TopicT:
     # internal=True lets the worker create the topic with the configured partitions:
     # brokers without auto-creation (Tansu, locked-down clusters) need that.
     return app.topic(
-        spec.full_name(settings.topic_prefix),
+        spec.full_name(settings.topics.prefix),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.topic_partitions,
+        partitions=settings.topics.partitions,
         internal=True,
     )
 

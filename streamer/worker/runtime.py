@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
+from streamer.connections import librdkafka_config, redis_client_options
 from streamer.serving.models import ModelHolder
 from streamer.store.profiles import RedisProfileStore
 from streamer.worker import metrics
@@ -66,7 +67,7 @@ class Runtime(Service):
 
     def __post_init__(self) -> None:
         self._profiles: RedisProfileStore | None = None
-        self.models = ModelHolder(ModelRegistry(settings.model_registry))
+        self.models = ModelHolder(ModelRegistry(settings.models.registry))
         self.store_healthy = False
         self._started_event = asyncio.Event()
         # BLAS and OpenMP threads cost more than they give on micro-batches, and a
@@ -83,7 +84,7 @@ class Runtime(Service):
         # The runtime starts before Faust's producer and consumer: check both addresses
         # here so a wrong one fails in seconds instead of retrying forever.
         try:
-            await _check_broker(settings.kafka_broker)
+            await _check_broker(settings.kafka.broker)
         except ConnectionError as exc:
             fail_fast(str(exc))
         # Every topic the worker writes exists before the first send, so none is left to
@@ -91,27 +92,27 @@ class Runtime(Service):
         try:
             await asyncio.to_thread(
                 ensure_topics,
-                settings.kafka_broker,
-                settings.topic_prefix,
-                settings.topic_partitions,
-                settings.topic_replication_factor,
-                settings.kafka_client_config(),
+                settings.kafka.broker,
+                settings.topics.prefix,
+                settings.topics.partitions,
+                settings.topics.replication_factor,
+                librdkafka_config(settings.kafka),
             )
         except TopicsMissing as exc:
             fail_fast(str(exc))
         except KafkaException as exc:
-            fail_fast(f"KAFKA_BROKER {settings.kafka_broker}: cannot declare topics: {exc}")
+            fail_fast(f"KAFKA_BROKER {settings.kafka.broker}: cannot declare topics: {exc}")
         client = aioredis.Redis.from_url(
-            settings.redis_url,
+            settings.redis.url,
             decode_responses=True,
             # call_store retries with backoff and tracks readiness; the client retrying
             # inside a call would only hide an outage from both.
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=5,
             socket_timeout=10,
-            **settings.redis_client_options(),
+            **redis_client_options(settings.redis),
         )
-        self._profiles = RedisProfileStore(client, settings.dedup_window_s)
+        self._profiles = RedisProfileStore(client, settings.worker.dedup_window)
         try:
             await self._check_redis()
         except StoreUnavailable as exc:
@@ -119,7 +120,7 @@ class Runtime(Service):
         await self.models.refresh()
         if self.models.current is None:
             log.warning(
-                "No model in %s yet: scoring waits for `streamer train`", settings.model_registry
+                "No model in %s yet: scoring waits for `streamer train`", settings.models.registry
             )
         self._started_event.set()
 
@@ -168,7 +169,7 @@ class Runtime(Service):
                 return
             except redis.exceptions.AuthenticationError as exc:
                 raise StoreUnavailable(
-                    f"REDIS_URL {settings.redis_url_redacted}: authentication failed "
+                    f"REDIS_URL {settings.redis.url_redacted}: authentication failed "
                     f"(REDIS_PASSWORD/REDIS_USERNAME): {exc}"
                 ) from None
             except (*RETRYABLE, redis.exceptions.ResponseError) as exc:
@@ -176,7 +177,7 @@ class Runtime(Service):
                     exc, redis.exceptions.ResponseError
                 ):
                     raise StoreUnavailable(
-                        f"REDIS_URL {settings.redis_url_redacted} is unreachable: {exc}"
+                        f"REDIS_URL {settings.redis.url_redacted} is unreachable: {exc}"
                     ) from None
                 await asyncio.sleep(0.5)
 
@@ -212,7 +213,7 @@ class Runtime(Service):
             except Exception:  # the registry folder may be mid-write or unreadable
                 log.exception("Model registry check failed")
             metrics.READY.set(1 if self.ready else 0)
-            await self.sleep(settings.model_poll_s)
+            await self.sleep(settings.worker.model_poll)
 
     @Service.task
     async def _watch_store(self) -> None:

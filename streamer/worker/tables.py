@@ -19,7 +19,7 @@ JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer
 page_views_total: TableT[str, int] = app.Table(
     "page-views-total",
     default=int,
-    partitions=settings.topic_partitions,
+    partitions=settings.topics.partitions,
     schema=JSON_SCHEMA,
     help="Page views per partition and page, all time",
 )
@@ -27,15 +27,15 @@ page_views_total: TableT[str, int] = app.Table(
 page_views_windowed = app.Table(
     "page-views-windowed",
     default=int,
-    partitions=settings.topic_partitions,
+    partitions=settings.topics.partitions,
     schema=JSON_SCHEMA,
     help="Page views per partition and page, in tumbling windows",
-).tumbling(settings.page_window_s, expires=settings.page_window_expires_s)
+).tumbling(settings.worker.page_window, expires=settings.worker.page_window_expires)
 
 customer_page_views: TableT[str, int] = app.Table(
     "customer-page-views",
     default=int,
-    partitions=settings.topic_partitions,
+    partitions=settings.topics.partitions,
     schema=JSON_SCHEMA,
     help="Page views per customer",
 )

@@ -107,7 +107,7 @@ async def page_views(self: View, request: Request) -> Response:
     return _json(
         self,
         {
-            "window_seconds": settings.page_window_s,
+            "window_seconds": settings.worker.page_window,
             "pages": listed,
             "generated_at": utc_now_ms(),
             "complete": not peers_missing,

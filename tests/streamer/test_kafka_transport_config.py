@@ -18,5 +18,5 @@ def test_worker_consumer_fetch_wait_follows_the_setting() -> None:
             await consumer.stop()
 
     wait_ms = asyncio.run(created_wait_ms())
-    assert wait_ms == int(get_settings().fetch_max_wait_s * 1000)
+    assert wait_ms == int(get_settings().worker.fetch_max_wait * 1000)
     assert wait_ms != 1500  # Faust's own

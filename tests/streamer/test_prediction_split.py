@@ -46,7 +46,9 @@ def _batch(n: int = 2000) -> tuple[np.ndarray, list[str]]:
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    monkeypatch.setattr(prediction, "settings", Settings(**env))  # type: ignore[arg-type]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(prediction, "settings", Settings.from_env(env_file=None))
 
 
 def test_split_sends_the_hashed_share_to_the_challenger(
@@ -109,9 +111,13 @@ def test_without_a_challenger_the_champion_scores_everything(
         ({"STREAMER_CHALLENGER_MODE": "canary"}, "'split' or 'shadow'"),
     ],
 )
-def test_bad_challenger_settings_are_refused(env: dict[str, str], message: str) -> None:
+def test_bad_challenger_settings_are_refused(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=message):
-        Settings(**env)  # type: ignore[arg-type]
+        Settings.from_env(env_file=None)
 
 
 def test_unchanged_rows_are_served_from_the_cache(

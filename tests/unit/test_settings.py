@@ -10,6 +10,12 @@ import faust
 import pytest
 from pydantic import ValidationError
 
+from streamer.connections import (
+    faust_broker_credentials,
+    kafka_ssl_context,
+    librdkafka_config,
+    redis_client_options,
+)
 from streamer.settings import Settings, redact_url, settings_error_line
 
 SECRET = "s3cr3t-Pa55"
@@ -18,7 +24,7 @@ SECRET = "s3cr3t-Pa55"
 def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings.from_env(env_file=None)
 
 
 def error_line(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
@@ -29,10 +35,10 @@ def error_line(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
 
 def test_plaintext_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     plain = settings(monkeypatch)
-    assert plain.kafka_client_config() == {"security.protocol": "plaintext"}
-    assert plain.faust_broker_credentials() is None
-    assert plain.kafka_ssl_context() is None
-    assert plain.redis_client_options() == {}
+    assert librdkafka_config(plain.kafka) == {"security.protocol": "plaintext"}
+    assert faust_broker_credentials(plain.kafka) is None
+    assert kafka_ssl_context(plain.kafka) is None
+    assert redis_client_options(plain.redis) == {}
 
 
 def test_sasl_scram_over_tls_configures_both_kafka_clients(
@@ -46,14 +52,14 @@ def test_sasl_scram_over_tls_configures_both_kafka_clients(
         KAFKA_SASL_PASSWORD=SECRET,
         KAFKA_SSL_CA_FILE=certifi.where(),
     )
-    assert secure.kafka_client_config() == {
+    assert librdkafka_config(secure.kafka) == {
         "security.protocol": "sasl_ssl",
         "sasl.mechanisms": "SCRAM-SHA-256",
         "sasl.username": "streamer",
         "sasl.password": SECRET,
         "ssl.ca.location": certifi.where(),
     }
-    credentials = secure.faust_broker_credentials()
+    credentials = faust_broker_credentials(secure.kafka)
     assert isinstance(credentials, faust.SASLCredentials)
     assert credentials.mechanism.value == "SCRAM-SHA-256"
     assert (credentials.username, credentials.password) == ("streamer", SECRET)
@@ -70,22 +76,22 @@ def test_sasl_plain_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
         KAFKA_SASL_USERNAME="u",
         KAFKA_SASL_PASSWORD=SECRET,
     )
-    config = plain.kafka_client_config()
+    config = librdkafka_config(plain.kafka)
     assert config["security.protocol"] == "sasl_plaintext"
     assert config["sasl.mechanisms"] == "PLAIN"
     assert "ssl.ca.location" not in config
-    credentials = plain.faust_broker_credentials()
+    credentials = faust_broker_credentials(plain.kafka)
     assert credentials.protocol.value == "SASL_PLAINTEXT"
     assert credentials.ssl_context is None
 
 
 def test_tls_only_gives_ssl_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     tls = settings(monkeypatch, KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_CA_FILE=certifi.where())
-    assert tls.kafka_client_config() == {
+    assert librdkafka_config(tls.kafka) == {
         "security.protocol": "ssl",
         "ssl.ca.location": certifi.where(),
     }
-    credentials = tls.faust_broker_credentials()
+    credentials = faust_broker_credentials(tls.kafka)
     assert isinstance(credentials, faust.SSLCredentials)
     assert credentials.protocol.value == "SSL"
 
@@ -98,14 +104,14 @@ def test_redis_password_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
         REDIS_PASSWORD=SECRET,
         REDIS_TLS_CA_FILE=certifi.where(),
     )
-    assert secure.redis_client_options() == {
+    assert redis_client_options(secure.redis) == {
         "username": "streamer",
         "password": SECRET,
         "ssl_ca_certs": certifi.where(),
     }
     import redis
 
-    client = redis.Redis.from_url(secure.redis_url, **secure.redis_client_options())
+    client = redis.Redis.from_url(secure.redis.url, **redis_client_options(secure.redis))
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class is redis.SSLConnection
     assert (kwargs["password"], kwargs["ssl_ca_certs"]) == (SECRET, certifi.where())
@@ -125,10 +131,10 @@ def test_secrets_stay_out_of_repr_str_dumps_and_logs(
     assert SECRET not in repr(secure)
     assert SECRET not in str(secure)
     assert "redis://:***@127.0.0.1:6379/0" in repr(secure)
-    assert secure.model_dump()["redis_password"].get_secret_value() == SECRET
-    assert SECRET not in secure.model_dump_json(exclude={"redis_url"})
-    assert SECRET not in secure.redis_url_redacted
-    assert secure.redis_url_redacted == "redis://:***@127.0.0.1:6379/0"
+    assert secure.model_dump()["redis"]["password"].get_secret_value() == SECRET
+    assert SECRET not in secure.model_dump_json(exclude={"redis": {"url"}})
+    assert SECRET not in secure.redis.url_redacted
+    assert secure.redis.url_redacted == "redis://:***@127.0.0.1:6379/0"
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("streamer.test").info("settings: %r / %s", secure, secure)
     assert "**********" in caplog.text
@@ -183,5 +189,5 @@ def test_bad_redis_url_message_hides_the_password(monkeypatch: pytest.MonkeyPatc
 
 
 def test_dedup_window_defaults_to_seven_days(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert settings(monkeypatch).dedup_window_s == 7 * 24 * 3600
-    assert settings(monkeypatch, STREAMER_DEDUP_WINDOW="3600").dedup_window_s == 3600
+    assert settings(monkeypatch).worker.dedup_window == 7 * 24 * 3600
+    assert settings(monkeypatch, STREAMER_DEDUP_WINDOW="3600").worker.dedup_window == 3600

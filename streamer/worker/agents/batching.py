@@ -18,5 +18,5 @@ def micro_batches(stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT]]:
     table changelogs need; they are acknowledged after the batch is processed.
     """
     return cast(Stream[bytes], stream).take_events(
-        settings.batch_size, within=settings.batch_within_s
+        settings.worker.batch_size, within=settings.worker.batch_within
     )

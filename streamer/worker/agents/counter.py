@@ -41,7 +41,7 @@ async def count_page_views(stream: StreamT[bytes]) -> None:
 
 
 # With exactly_once, one agent counts and scores (streamer.worker.agents.exactly_once).
-if settings.processing_guarantee == "at_least_once":
+if settings.worker.processing_guarantee == "at_least_once":
     app.agent(enriched_events, name="count-page-views")(count_page_views)
 
 
@@ -50,7 +50,7 @@ def make_room_for_changelogs() -> None:
     default 100 pending, Faust halts every stream and drains it one message per wake-up.
     One batch queues up to three per event (page total, page window, customer)."""
     buffer = app.producer.buffer
-    buffer.max_messages = max(buffer.max_messages, 4 * settings.batch_size)
+    buffer.max_messages = max(buffer.max_messages, 4 * settings.worker.batch_size)
 
 
 async def count_batch(batch: Sequence[EventT]) -> None:

@@ -36,5 +36,5 @@ async def count_and_predict_batch(batch: Sequence[EventT]) -> None:
     await predict_batch(batch)
 
 
-if settings.processing_guarantee == "exactly_once":
+if settings.worker.processing_guarantee == "exactly_once":
     app.agent(enriched_events, name="count-and-predict")(count_and_predict)

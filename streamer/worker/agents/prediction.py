@@ -62,7 +62,7 @@ async def predict(stream: StreamT[bytes]) -> None:
 
 
 # With exactly_once, one agent counts and scores (streamer.worker.agents.exactly_once).
-if settings.processing_guarantee == "at_least_once":
+if settings.worker.processing_guarantee == "at_least_once":
     app.agent(enriched_events, name="predict")(predict)
 
 
@@ -108,11 +108,11 @@ def score_batch(
     everything = np.arange(len(customer_ids))
     if challenger is None:
         return [_score_part(champion, "champion", everything, rows, customer_ids, cache)], None
-    if settings.challenger_mode == "shadow":
+    if settings.challenger.mode == "shadow":
         served = _score_part(champion, "champion", everything, rows, customer_ids, cache)
         shadow = _score_part(challenger, "challenger", everything, rows, customer_ids, cache)
         return [served], shadow
-    mask = challenger_mask(customer_ids, settings.challenger_share)
+    mask = challenger_mask(customer_ids, settings.challenger.share)
     sides: tuple[tuple[LoadedModel, Role, np.ndarray], ...] = (
         (champion, "champion", np.flatnonzero(~mask)),
         (challenger, "challenger", np.flatnonzero(mask)),

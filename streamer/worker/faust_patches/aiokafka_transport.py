@@ -59,7 +59,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # arrives, so there that is only the idle poll interval; brokers that hold the fetch
         # for the full wait (Tansu does) add it to the latency of every stage.
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = int(get_settings().fetch_max_wait_s * 1000)
+        consumer._fetch_max_wait_ms = int(get_settings().worker.fetch_max_wait * 1000)
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
