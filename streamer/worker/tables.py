@@ -16,29 +16,23 @@ from streamer.worker.app import app, settings
 # The app's default serializer is raw bytes (for topics); table keys and counts are JSON.
 JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
 
-page_views_total: TableT[str, int] = app.Table(
-    "page-views-total",
-    default=int,
-    partitions=settings.topics.partitions,
-    schema=JSON_SCHEMA,
-    help="Page views per partition and page, all time",
-)
 
-page_views_windowed = app.Table(
-    "page-views-windowed",
-    default=int,
-    partitions=settings.topics.partitions,
-    schema=JSON_SCHEMA,
-    help="Page views per partition and page, in tumbling windows",
+def _counts(name: str, description: str) -> TableT[str, int]:
+    """A table of counts, partitioned like the topics so it stays co-partitioned."""
+    return app.Table(
+        name,
+        default=int,
+        partitions=settings.topics.partitions,
+        schema=JSON_SCHEMA,
+        help=description,
+    )
+
+
+page_views_total = _counts("page-views-total", "Page views per partition and page, all time")
+page_views_windowed = _counts(
+    "page-views-windowed", "Page views per partition and page, in tumbling windows"
 ).tumbling(settings.worker.page_window, expires=settings.worker.page_window_expires)
-
-customer_page_views: TableT[str, int] = app.Table(
-    "customer-page-views",
-    default=int,
-    partitions=settings.topics.partitions,
-    schema=JSON_SCHEMA,
-    help="Page views per customer",
-)
+customer_page_views = _counts("customer-page-views", "Page views per customer")
 
 
 def page_key(partition: int, page: str) -> str:

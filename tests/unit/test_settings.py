@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from pathlib import Path
 
 import certifi
 import faust
@@ -16,7 +17,7 @@ from streamer.connections import (
     librdkafka_config,
     redis_client_options,
 )
-from streamer.settings import Settings, redact_url, settings_error_line
+from streamer.settings import GROUPS, Settings, redact_url, settings_error_line
 
 SECRET = "s3cr3t-Pa55"
 
@@ -191,3 +192,10 @@ def test_bad_redis_url_message_hides_the_password(monkeypatch: pytest.MonkeyPatc
 def test_dedup_window_defaults_to_seven_days(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings(monkeypatch).worker.dedup_window == 7 * 24 * 3600
     assert settings(monkeypatch, STREAMER_DEDUP_WINDOW="3600").worker.dedup_window == 3600
+
+
+def test_every_variable_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    variables = {group.variable(field) for group in GROUPS.values() for field in group.model_fields}
+    assert "KAFKA_BROKER" in variables and "STREAMER_PARTITIONS" in variables
+    assert not {name for name in variables if f"`{name}`" not in readme}
