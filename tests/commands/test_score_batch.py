@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,12 +60,28 @@ def client(stack: EmbeddedStack, redis_db: int) -> redis.Redis:
     return client
 
 
-def _run(stack: EmbeddedStack, redis_db: int, registry: Path, *args: str) -> Result:
-    env = {
+def _command_env(stack: EmbeddedStack, redis_db: int, registry: Path) -> dict[str, str]:
+    return {
         "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/{redis_db}",
         "MODEL_REGISTRY": str(registry),
     }
-    return CliRunner().invoke(score_batch, list(args), env=env)
+
+
+RunScoreBatch = Callable[..., Result]
+
+
+@pytest.fixture
+def run_score_batch(stack: EmbeddedStack, redis_db: int, trained_registry: Path) -> RunScoreBatch:
+    """`streamer score-batch ARGS` on this test's Redis database and the session's
+    registry; the test fails unless the command succeeds."""
+
+    def run(*args: str) -> Result:
+        env = _command_env(stack, redis_db, trained_registry)
+        result = CliRunner().invoke(score_batch, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result
+
+    return run
 
 
 def _export_rows(path: Path) -> list[dict[str, str]]:
@@ -76,17 +92,12 @@ def _export_rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_scores_every_profile_exactly_once_and_exports(
-    stack: EmbeddedStack,
-    redis_db: int,
-    client: redis.Redis,
-    trained_registry: Path,
-    tmp_path: Path,
+    client: redis.Redis, run_score_batch: RunScoreBatch, trained_registry: Path, tmp_path: Path
 ) -> None:
     # The stream already scored c-7 for an event newer than its stored data: keep that.
     client.hset("profile:c-7", mapping={"churn_score": "0.5", "scored_event_ts": 9_999_999_999})
     export = tmp_path / "out" / "scores.csv"
-    result = _run(stack, redis_db, trained_registry, "--export", str(export), "--page-size", "250")
-    assert result.exit_code == 0, result.output
+    result = run_score_batch("--export", str(export), "--page-size", "250")
     assert f"scored {N_PROFILES} profiles with v1: {N_PROFILES - 1} written, 1 skipped" in (
         result.stdout
     )
@@ -117,11 +128,7 @@ def test_scores_every_profile_exactly_once_and_exports(
 
 
 def test_resumes_after_an_interruption_without_duplicates(
-    stack: EmbeddedStack,
-    redis_db: int,
-    client: redis.Redis,
-    trained_registry: Path,
-    tmp_path: Path,
+    client: redis.Redis, run_score_batch: RunScoreBatch, trained_registry: Path, tmp_path: Path
 ) -> None:
     model = ModelRegistry(trained_registry).load("v1")
     export = tmp_path / "scores.csv"
@@ -144,8 +151,7 @@ def test_resumes_after_an_interruption_without_duplicates(
     }
     assert len(scored_by_first_run) == done_before
 
-    result = _run(stack, redis_db, trained_registry, "--export", str(export), "--page-size", "200")
-    assert result.exit_code == 0, result.output
+    result = run_score_batch("--export", str(export), "--page-size", "200")
     assert f"resuming: {done_before} profiles already scored with v1" in result.stderr
     assert f"scored {N_PROFILES} profiles with v1 (resumed): {N_PROFILES} written" in result.stdout
     assert f"{N_PROFILES - done_before} profiles in" in result.stdout
@@ -156,20 +162,23 @@ def test_resumes_after_an_interruption_without_duplicates(
     assert not client.exists(PROGRESS_KEY)
 
 
-def test_progress_of_another_model_or_export_is_discarded(
-    stack: EmbeddedStack,
-    redis_db: int,
+@pytest.mark.parametrize(
+    ("progress", "discarded"),
+    [
+        ({"cursor": 12345, "model_version": "v0", "export": "", "scored": 99}, "v0"),
+        ({"cursor": "abc", "model_version": "v1", "export": ""}, "v1"),  # unreadable cursor
+    ],
+    ids=["another-model", "unreadable"],
+)
+def test_progress_of_another_model_or_unreadable_is_discarded(
     client: redis.Redis,
-    trained_registry: Path,
-    tmp_path: Path,
+    run_score_batch: RunScoreBatch,
+    progress: dict[str, str | int],
+    discarded: str,
 ) -> None:
-    client.hset(
-        PROGRESS_KEY,
-        mapping={"cursor": 12345, "model_version": "v0", "export": "", "scored": 99},
-    )
-    result = _run(stack, redis_db, trained_registry)
-    assert result.exit_code == 0, result.output
-    assert "discarding unfinished run of v0" in result.stderr
+    client.hset(PROGRESS_KEY, mapping=progress)
+    result = run_score_batch()
+    assert f"discarding unfinished run of {discarded}" in result.stderr
     assert f"scored {N_PROFILES} profiles with v1:" in result.stdout
 
 
@@ -191,8 +200,7 @@ def test_bad_input_is_one_line(
     message: str,
 ) -> None:
     environ = {
-        "REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}/15",
-        "MODEL_REGISTRY": str(trained_registry),
+        **_command_env(stack, 15, trained_registry),
         **{k: v.replace("{empty}", str(tmp_path / "none")) for k, v in env.items()},
     }
     result = CliRunner().invoke(score_batch, args, env=environ)
@@ -208,19 +216,10 @@ def test_the_command_is_registered() -> None:
     assert "score-batch" in cli.commands
 
 
-def test_unreadable_progress_or_missing_export_starts_over(
-    stack: EmbeddedStack,
-    redis_db: int,
-    client: redis.Redis,
-    trained_registry: Path,
-    tmp_path: Path,
+def test_progress_whose_export_is_missing_starts_over(
+    client: redis.Redis, run_score_batch: RunScoreBatch, tmp_path: Path
 ) -> None:
-    client.hset(PROGRESS_KEY, mapping={"cursor": "abc", "model_version": "v1", "export": ""})
-    result = _run(stack, redis_db, trained_registry)
-    assert result.exit_code == 0, result.output
-    assert "discarding unfinished run of v1" in result.stderr
-    assert f"scored {N_PROFILES} profiles with v1:" in result.stdout
-
+    run_score_batch()  # every profile scored once already: the restart scores them again
     export = tmp_path / "gone.csv"
     client.hset(
         PROGRESS_KEY,
@@ -232,7 +231,6 @@ def test_unreadable_progress_or_missing_export_starts_over(
             "scored": 10,
         },
     )
-    result = _run(stack, redis_db, trained_registry, "--export", str(export))
-    assert result.exit_code == 0, result.output
+    result = run_score_batch("--export", str(export))
     assert "discarding unfinished run" in result.stderr
     assert len(_export_rows(export)) == N_PROFILES

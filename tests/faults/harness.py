@@ -1,17 +1,20 @@
 """Figures of a fault scenario: what was sent, what the pipeline counted, what it lost.
 
 Everything is measured from the real outputs: profile counters in Redis, the page-view
-tables over HTTP, the `churn-predictions` and dead-letter topics.
+tables over HTTP, the `churn-predictions` and dead-letter topics. `Scenario` is where a
+scenario runs, `KillOneOfTwo` the steps of the SIGKILL scenario the suites share.
 """
 
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +22,7 @@ import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamer.devstack import EmbeddedStack
-from tests.support import eventually, http, produce_raw, read_topic
+from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
 
 TS = 1795341600000  # 2026-11-22T10:00:00Z
 PAGES = ("/pricing", "/docs", "/cancel", "/home", "/plans")
@@ -64,6 +67,30 @@ def encode(event: dict[str, object]) -> tuple[bytes, bytes]:
     return str(event["customer_id"]).encode(), orjson.dumps(event)
 
 
+def event_ids(events: Iterable[dict[str, object]]) -> set[str]:
+    return {str(e["event_id"]) for e in events}
+
+
+def page_views(events: Iterable[dict[str, object]]) -> int:
+    """What the page-view tables should total once `events` are counted."""
+    return sum(1 for e in events if e["type"] == "page_view")
+
+
+def follow(read: Callable[[], int], target: int, idle_s: float) -> tuple[bool, int]:
+    """Poll `read()` while it moves: (True, value) once it reaches `target`, (False, value)
+    once it has not moved for `idle_s` seconds (a stall, not a slow machine)."""
+    last, moved_at = None, time.monotonic()
+    while True:
+        value = read()
+        if value >= target:
+            return True, value
+        if value != last:
+            last, moved_at = value, time.monotonic()
+        elif time.monotonic() - moved_at > idle_s:
+            return False, value
+        time.sleep(0.5)
+
+
 @dataclass
 class Figures:
     """One scenario's figures; `line()` is what the suite prints."""
@@ -89,6 +116,11 @@ class Figures:
             f"dead_letters={self.dead_letters} lost={self.lost} double_counted={self.double}"
         )
         return text + "".join(f" | {note}" for note in self.notes)
+
+    def report(self, *notes: str) -> None:
+        """Print the line the suite prints, with `notes` added (empty ones left out)."""
+        self.notes.extend(note for note in notes if note)
+        print(self.line())
 
 
 class Measure:
@@ -140,17 +172,7 @@ class Measure:
     def wait_progress(self, valid: list[dict[str, object]], idle_s: float) -> tuple[bool, int]:
         """Wait while counting progresses: (True, n) once every valid event is counted,
         (False, n) once the count has not moved for `idle_s` seconds (a stall)."""
-        expected = sum(self.expected_counters(valid).values())
-        last, last_change = -1, time.monotonic()
-        while True:
-            counted = self.counted()
-            if counted >= expected:
-                return True, counted
-            if counted != last:
-                last, last_change = counted, time.monotonic()
-            elif time.monotonic() - last_change > idle_s:
-                return False, counted
-            time.sleep(0.5)
+        return follow(self.counted, sum(self.expected_counters(valid).values()), idle_s)
 
     def committed_by_partition(self, topic: str, partitions: int = 4) -> dict[int, int | None]:
         """The worker group's committed offset per partition of `topic` (None: never)."""
@@ -181,24 +203,12 @@ class Measure:
             seen = {orjson.loads(m.value())["event_id"] for m in messages}
             return event_ids <= seen
 
-        messages = read_topic(
-            self.stack.bootstrap_servers,
-            f"{self.prefix}churn-predictions",
-            expect=expect,
-            timeout=120,
-            settle=settle,
-            complete=covered if event_ids is not None else None,
-        )
+        complete = covered if event_ids is not None else None
+        messages = self._read("churn-predictions", expect, 120, settle, complete)
         return [orjson.loads(m.value()) for m in messages]
 
     def dead_letters(self, expect: int, settle: float = 2.0) -> list[dict[str, Any]]:
-        messages = read_topic(
-            self.stack.bootstrap_servers,
-            f"{self.prefix}customer-events-dlq",
-            expect=expect,
-            timeout=60,
-            settle=settle,
-        )
+        messages = self._read("customer-events-dlq", expect, 60, settle)
         letters = []
         for message in messages:
             letter = orjson.loads(message.value())
@@ -206,6 +216,24 @@ class Measure:
             letter["_raw_key"] = message.key()
             letters.append(letter)
         return letters
+
+    def _read(
+        self,
+        topic: str,
+        expect: int,
+        timeout: float,
+        settle: float,
+        complete: Callable[[list[Message]], bool] | None = None,
+    ) -> list[Message]:
+        """`read_topic` on this prefix's `topic`."""
+        return read_topic(
+            self.stack.bootstrap_servers,
+            f"{self.prefix}{topic}",
+            expect=expect,
+            timeout=timeout,
+            settle=settle,
+            complete=complete,
+        )
 
     def table_total(self, base_url: str) -> int:
         status, body = http("GET", f"{base_url}/api/page-views", timeout=15)
@@ -226,20 +254,43 @@ class Measure:
         dead_expected: int = 0,
     ) -> tuple[Figures, list[dict[str, Any]], list[dict[str, Any]]]:
         """Gather every figure once the pipeline has settled; also the raw records."""
-        counted, lost, double = self.lost_and_double(valid)
-        figures = Figures(
-            scenario, sent=sent, valid=len(valid), profiles=counted, lost=lost, double=double
-        )
-        valid_ids = {str(e["event_id"]) for e in valid}
-        records = self.predictions(expect=len(valid), event_ids=valid_ids)
-        figures.predictions = len(records)
-        figures.predicted_events = len(valid_ids & {str(r["event_id"]) for r in records})
+        counters = self.lost_and_double(valid)
+        records = self.predictions(expect=len(valid), event_ids=event_ids(valid))
         letters = self.dead_letters(expect=dead_expected) if dead_expected else []
+        tables = self.table_total(base_url) if base_url is not None else 0
+        predicted = [str(r["event_id"]) for r in records]
+        figures = self.tally(
+            scenario, valid, predicted, tables=tables, sent=sent, counters=counters
+        )
         figures.dead_letters = len(letters)
-        figures.table_expected = sum(1 for e in valid if e["type"] == "page_view")
-        if base_url is not None:
-            figures.tables = self.table_total(base_url)
         return figures, records, letters
+
+    def tally(
+        self,
+        scenario: str,
+        valid: list[dict[str, object]],
+        predicted: list[str],
+        *,
+        tables: int,
+        sent: int | None = None,
+        counters: tuple[int, int, int] | None = None,
+    ) -> Figures:
+        """The figures of a settled pipeline from the profile counters (read now unless
+        `counters` were read before), the event ids of the prediction records the caller
+        read and the page-view tables' total. `sent` defaults to the valid events."""
+        counted, lost, double = self.lost_and_double(valid) if counters is None else counters
+        return Figures(
+            scenario,
+            sent=len(valid) if sent is None else sent,
+            valid=len(valid),
+            profiles=counted,
+            tables=tables,
+            table_expected=page_views(valid),
+            predictions=len(predicted),
+            predicted_events=len(event_ids(valid) & set(predicted)),
+            lost=lost,
+            double=double,
+        )
 
 
 class Background(threading.Thread):
@@ -282,3 +333,98 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2)
             return True
         time.sleep(interval)
     return False
+
+
+class Scenario:
+    """Where one fault scenario runs: the session's broker and Redis, a topic prefix and a
+    Redis database of its own, the model registry and a folder for logs and worker data.
+    As a context manager it stops every worker it made on the way out."""
+
+    def __init__(
+        self, stack: EmbeddedStack, prefix: str, redis_db: int, registry: Path, folder: Path
+    ) -> None:
+        self.stack, self.prefix, self.redis_db = stack, prefix, redis_db
+        self.registry, self.folder = registry, folder
+        self.redis_url = f"redis://127.0.0.1:{stack.redis_port}/{redis_db}"
+        self.measure = Measure(stack, prefix, self.redis_url)
+        self.source = f"{prefix}customer-events"
+        self.workers: list[Worker] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A worker's environment; its local data in `<folder>/data` unless `extra` says."""
+        return worker_env(
+            self.stack,
+            prefix=self.prefix,
+            redis_db=self.redis_db,
+            registry=self.registry,
+            data_dir=self.folder / "data",
+            **extra,
+        )
+
+    def worker(self, env: dict[str, str], name: str = "worker") -> Worker:
+        """A worker (not started yet) logging to `<folder>/<name>.log`."""
+        worker = new_worker(env, self.folder, name)
+        self.workers.append(worker)
+        return worker
+
+    def publish(self, messages: list[tuple[bytes | None, bytes]]) -> None:
+        produce_raw(self.stack.bootstrap_servers, self.source, messages)
+
+    def publish_in_background(
+        self, events: list[dict[str, object]], chunk: int, pause_s: float
+    ) -> Background:
+        """`events` published in chunks of `chunk` every `pause_s` seconds from now on."""
+        producer = Background(
+            self.stack.bootstrap_servers,
+            self.source,
+            [encode(e) for e in events],
+            chunk=chunk,
+            pause_s=pause_s,
+        )
+        producer.start()
+        return producer
+
+    def __enter__(self) -> Scenario:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+class KillOneOfTwo:
+    """The SIGKILL scenario: two workers share the input while `valid` is published at a
+    steady pace; the victim is killed with SIGKILL, the survivor must take over its
+    partitions and count every event once. Each test picks the moment of the kill."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        valid: list[dict[str, object]],
+        *,
+        chunk: int,
+        pause_s: float = 0.3,
+        **env: str,
+    ) -> None:
+        """Starts both workers (each with its own local data), then the producer."""
+        self.scenario, self.valid = scenario, valid
+        survivor_env = scenario.env(**env)
+        victim_env = {**survivor_env, "STREAMER_DATA_DIR": str(scenario.folder / "data2")}
+        self.survivor = scenario.worker(survivor_env, "survivor")
+        self.victim = scenario.worker(victim_env, "victim")
+        self.survivor.start()
+        self.victim.start()
+        self.producer = scenario.publish_in_background(valid, chunk=chunk, pause_s=pause_s)
+
+    def kill_victim(self) -> int:
+        """SIGKILL the victim; the events counted once it is gone."""
+        assert self.victim.process is not None
+        self.victim.process.send_signal(signal.SIGKILL)
+        self.victim.process.wait(10)
+        return self.scenario.measure.counted()
+
+    def drain(self, idle_s: float) -> tuple[bool, int]:
+        """The rest published, then counted: (True, counted) once every event is,
+        (False, counted) once counting has stood still for `idle_s` (a stall)."""
+        self.producer.finish()
+        return self.scenario.measure.wait_progress(self.valid, idle_s)

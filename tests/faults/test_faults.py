@@ -21,47 +21,25 @@ import pytest
 
 from streamer.devstack import EmbeddedStack
 from tests.faults.harness import (
-    Background,
+    KillOneOfTwo,
     Measure,
+    Scenario,
     encode,
+    event_ids,
     make_events,
     on_tansu,
     wait_until,
 )
 from tests.faults.malformed import generate_cases
-from tests.support import Worker, http, new_worker, produce_raw, worker_env
+from tests.support import Worker, http
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 STREAMER = str(Path(sys.executable).with_name("streamer"))
 
 
-def _env(
-    stack: EmbeddedStack,
-    prefix: str,
-    redis_db: int,
-    registry: Path,
-    tmp_path: Path,
-    **extra: str,
-) -> dict[str, str]:
-    return worker_env(
-        stack,
-        prefix=prefix,
-        redis_db=redis_db,
-        registry=registry,
-        data_dir=tmp_path / "data",
-        **extra,
-    )
-
-
-def _redis_url(stack: EmbeddedStack, db: int) -> str:
-    return f"redis://127.0.0.1:{stack.redis_port}/{db}"
-
-
-def test_duplicates_and_replays_count_once(
-    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
-) -> None:
-    valid = make_events(1500, run=f"{topic_prefix}dup", seed=2)
+def test_duplicates_and_replays_count_once(scenario: Scenario) -> None:
+    valid = make_events(1500, run=f"{scenario.prefix}dup", seed=2)
     rng = random.Random(3)
     resent = rng.sample(valid, 200)  # producer retries: the same bytes again
     batch_again = valid[500:1000]  # a whole batch re-published
@@ -70,102 +48,88 @@ def test_duplicates_and_replays_count_once(
     messages += [encode(e) for e in resent]
     messages += [encode(e) for e in batch_again]
     messages += [encode(e) for e in rewritten]  # same event_id, different content
-    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
-    worker = new_worker(_env(stack, topic_prefix, redis_db, trained_registry, tmp_path), tmp_path)
-    worker.start()
-    try:
-        topic = f"{topic_prefix}customer-events"
-        produce_raw(stack.bootstrap_servers, topic, messages[:1500])
-        stalled = _stall_report(measure, valid, worker)
-        # The replays arrive after the originals were counted and committed.
-        produce_raw(stack.bootstrap_servers, topic, messages[1500:])
-        figures, records, _ = measure.figures(
-            "duplicates+replays", sent=len(messages), valid=valid, base_url=worker.base_url
-        )
-    finally:
-        worker.stop()
-    if stalled:
-        figures.notes.append(stalled)
-    print(figures.line())
+    measure = scenario.measure
+    worker = scenario.worker(scenario.env()).start()
+    scenario.publish(messages[:1500])
+    stalled = _stall_report(measure, valid, worker)
+    # The replays arrive after the originals were counted and committed.
+    scenario.publish(messages[1500:])
+    figures, records, _ = measure.figures(
+        "duplicates+replays", sent=len(messages), valid=valid, base_url=worker.base_url
+    )
+    figures.report(stalled)
     assert (figures.lost, figures.double) == (0, 0)
     assert figures.profiles == len(valid)
     # Duplicates are dropped before scoring: one prediction per first-seen event, or at
     # least one if a stall restart redelivered uncommitted enriched events (at-least-once).
     per_event = Counter(r["event_id"] for r in records)
-    valid_ids = {str(e["event_id"]) for e in valid}
-    assert set(per_event) == valid_ids, "a prediction for every valid event and no other"
+    assert set(per_event) == event_ids(valid), "a prediction for every valid event and no other"
     rescored = sorted(i for i, n in per_event.items() if n > 1)
     if not stalled:
         assert rescored == [], f"{len(rescored)} events scored twice, e.g. {rescored[:3]}"
     assert figures.tables == figures.table_expected
 
 
-def test_fuzzed_malformed_events_all_dead_lettered_none_valid_lost(
-    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
-) -> None:
+def test_fuzzed_malformed_events_all_dead_lettered_none_valid_lost(scenario: Scenario) -> None:
     cases = generate_cases(150)
     assert len({c.category for c in cases}) == 11, "every category drawn"
-    valid = make_events(800, run=f"{topic_prefix}fz", seed=4)
+    valid = make_events(800, run=f"{scenario.prefix}fz", seed=4)
     messages: list[tuple[bytes | None, bytes]] = [encode(e) for e in valid]
     rng = random.Random(5)
     for case in cases:  # interleaved with the valid ones
         messages.insert(rng.randrange(len(messages) + 1), (case.key, case.value))
-    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
-    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
-    worker = new_worker(env, tmp_path)
-    worker.start()
-    try:
-        produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)
-        _bad_http_requests_answer_4xx(worker)
-        stalled = _stall_report(measure, valid, worker)
-        figures, _, letters = measure.figures(
-            "malformed-fuzz",
-            sent=len(messages),
-            valid=valid,
-            base_url=worker.base_url,
-            dead_expected=len(cases),
-        )
+    measure = scenario.measure
+    env = scenario.env()
+    worker = scenario.worker(env).start()
+    scenario.publish(messages)
+    _bad_http_requests_answer_4xx(worker)
+    stalled = _stall_report(measure, valid, worker)
+    figures, _, letters = measure.figures(
+        "malformed-fuzz",
+        sent=len(messages),
+        valid=valid,
+        base_url=worker.base_url,
+        dead_expected=len(cases),
+    )
 
-        # Every malformed message is in the DLQ once, with its precise reason.
-        expected: dict[tuple[bytes | None, bytes], list[str]] = {}
-        for case in cases:
-            expected.setdefault((case.key, case.value), []).append(case.reason)
-        unmatched = []
-        for letter in letters:
-            original = (letter["_raw_key"], base64.b64decode(letter["payload_b64"]))
-            reasons = expected.get(original, [])
-            match = next((r for r in reasons if r in letter["reason"]), None)
-            if match is None:
-                unmatched.append((letter["reason"], original[1][:60]))
-                continue
-            reasons.remove(match)
-            assert letter["stage"] == "validation"
-            assert letter["_headers"]["dlq.stage"] == b"validation"
-            assert letter["_headers"]["dlq.reason"].decode() == letter["reason"][:1024]
-            assert letter["_headers"]["dlq.failed_at"] == str(letter["failed_at"]).encode()
-            assert letter["_headers"]["dlq.error_type"] == letter["error_type"].encode()
-        assert not unmatched, unmatched[:5]
-        assert not [r for rs in expected.values() for r in rs], "malformed events missing"
+    # Every malformed message is in the DLQ once, with its precise reason.
+    expected: dict[tuple[bytes | None, bytes], list[str]] = {}
+    for case in cases:
+        expected.setdefault((case.key, case.value), []).append(case.reason)
+    unmatched = []
+    for letter in letters:
+        original = (letter["_raw_key"], base64.b64decode(letter["payload_b64"]))
+        reasons = expected.get(original, [])
+        match = next((r for r in reasons if r in letter["reason"]), None)
+        if match is None:
+            unmatched.append((letter["reason"], original[1][:60]))
+            continue
+        reasons.remove(match)
+        assert letter["stage"] == "validation"
+        assert letter["_headers"]["dlq.stage"] == b"validation"
+        assert letter["_headers"]["dlq.reason"].decode() == letter["reason"][:1024]
+        assert letter["_headers"]["dlq.failed_at"] == str(letter["failed_at"]).encode()
+        assert letter["_headers"]["dlq.error_type"] == letter["error_type"].encode()
+    assert not unmatched, unmatched[:5]
+    assert not [r for rs in expected.values() for r in rs], "malformed events missing"
 
-        # The CLI sees the same dead letters, and a replay re-publishes every one of them.
-        cli_env = {**env, "STREAMER_DATA_DIR": str(tmp_path / "cli")}
-        listed = _streamer(cli_env, "dlq", "list", "--json", "--limit", "1000", "--idle", "1")
-        # JSON lines end in \n; a key may hold other Unicode line breaks.
-        assert listed.stdout.count("\n") == len(cases), listed.stderr
-        replay = _streamer(cli_env, "dlq", "replay", "--stage", "validation", "--idle", "1")
-        assert replay.stdout.startswith(f"replayed {len(cases)} dead letter(s)"), replay
-        # Still malformed after a replay: dead-lettered again, nothing counted.
-        again = measure.dead_letters(expect=2 * len(cases))
-        assert len(again) == 2 * len(cases)
-        counted, lost, double = measure.lost_and_double(valid)
-        assert (counted, lost, double) == (len(valid), 0, 0)
-    finally:
-        worker.stop()
-    figures.notes.append(f"categories={len({c.category for c in cases})}")
-    figures.notes.append(f"dlq replay re-dead-lettered {len(again) - len(cases)}")
-    if stalled:
-        figures.notes.append(stalled)
-    print(figures.line())
+    # The CLI sees the same dead letters, and a replay re-publishes every one of them.
+    cli_env = {**env, "STREAMER_DATA_DIR": str(scenario.folder / "cli")}
+    listed = _streamer(cli_env, "dlq", "list", "--json", "--limit", "1000", "--idle", "1")
+    # JSON lines end in \n; a key may hold other Unicode line breaks.
+    assert listed.stdout.count("\n") == len(cases), listed.stderr
+    replay = _streamer(cli_env, "dlq", "replay", "--stage", "validation", "--idle", "1")
+    assert replay.stdout.startswith(f"replayed {len(cases)} dead letter(s)"), replay
+    # Still malformed after a replay: dead-lettered again, nothing counted.
+    again = measure.dead_letters(expect=2 * len(cases))
+    assert len(again) == 2 * len(cases)
+    counted, lost, double = measure.lost_and_double(valid)
+    assert (counted, lost, double) == (len(valid), 0, 0)
+    figures.report(
+        f"categories={len({c.category for c in cases})}",
+        f"dlq replay re-dead-lettered {len(again) - len(cases)}",
+        stalled,
+    )
     assert (figures.lost, figures.double) == (0, 0)
     assert figures.dead_letters == len(cases)
     assert figures.predicted_events == len(valid)
@@ -194,30 +158,20 @@ def _bad_http_requests_answer_4xx(worker: Worker) -> None:
         assert len(orjson.dumps(body)) < 1024  # bounded: no echo of the request
 
 
-def test_redis_outage_mid_stream(
-    stack: EmbeddedStack, trained_registry: Path, topic_prefix: str, tmp_path: Path
-) -> None:
+def test_redis_outage_mid_stream(scenario: Scenario) -> None:
     # A Redis of its own, with an append-only file so a stop and start keeps the data.
-    outage = EmbeddedStack(workdir=(tmp_path / "redis").resolve(), redis_persistent=True)
+    outage = EmbeddedStack(workdir=(scenario.folder / "redis").resolve(), redis_persistent=True)
     outage.workdir.mkdir(parents=True)  # type: ignore[union-attr]
     outage.start_redis()
     redis_url = f"redis://127.0.0.1:{outage.redis_port}/0"
-    valid = make_events(3000, run=f"{topic_prefix}out", seed=6)
-    measure = Measure(stack, topic_prefix, redis_url)
-    env = _env(stack, topic_prefix, 0, trained_registry, tmp_path, REDIS_URL=redis_url)
-    worker = new_worker(env, tmp_path)
+    valid = make_events(3000, run=f"{scenario.prefix}out", seed=6)
+    measure = Measure(scenario.stack, scenario.prefix, redis_url)
+    worker = scenario.worker(scenario.env(REDIS_URL=redis_url))
     saw_503 = back_to_200 = False
     down_s = 0.0
     try:
         worker.start()
-        producer = Background(
-            stack.bootstrap_servers,
-            f"{topic_prefix}customer-events",
-            [encode(e) for e in valid],
-            chunk=200,
-            pause_s=0.4,
-        )
-        producer.start()
+        producer = scenario.publish_in_background(valid, chunk=200, pause_s=0.4)
         wait_until(lambda: producer.sent >= 800, timeout=30)
         outage.stop_process("redis")
         down_at = time.monotonic()
@@ -235,13 +189,11 @@ def test_redis_outage_mid_stream(
     finally:
         worker.stop()
         outage.stop()
-    figures.notes.append(
+    figures.report(
         f"redis down {down_s:.1f}s, ready 503={saw_503} "
-        f"then 200={back_to_200}, store retries={retries:.0f}"
+        f"then 200={back_to_200}, store retries={retries:.0f}",
+        stalled,
     )
-    if stalled:
-        figures.notes.append(stalled)
-    print(figures.line())
     assert saw_503 and back_to_200
     assert retries > 0
     assert (figures.lost, figures.double) == (0, 0)
@@ -273,67 +225,39 @@ STALL_S = 60.0
 
 
 @pytest.mark.parametrize("kill_at", ["mid-stream", "before-first-commit"])
-def test_sigkill_one_of_two_workers(
-    kill_at: str,
-    stack: EmbeddedStack,
-    trained_registry: Path,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
-) -> None:
+def test_sigkill_one_of_two_workers(kill_at: str, scenario: Scenario) -> None:
     """The survivor takes over the dead worker's partitions and processes every event.
 
     `before-first-commit` kills the victim as soon as it has handled its first events, so
     its partitions have no committed offset: the case in which a takeover used to skip
     their backlog (see streamer.worker.faust_patches.aiokafka_transport).
     """
-    valid = make_events(4000, run=f"{topic_prefix}kill", customers=200, seed=7)
-    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
-    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
-    survivor = new_worker(env, tmp_path, "survivor")
-    victim = new_worker({**env, "STREAMER_DATA_DIR": str(tmp_path / "data2")}, tmp_path, "victim")
-    try:
-        survivor.start()
-        victim.start()
-        producer = Background(
-            stack.bootstrap_servers,
-            f"{topic_prefix}customer-events",
-            [encode(e) for e in valid],
-            chunk=300,
-            pause_s=0.3,
-        )
-        producer.start()
-        if kill_at == "mid-stream":
-            progressed = wait_until(lambda: measure.counted() >= 1200, timeout=120)
-        else:
-            progressed = wait_until(lambda: _enriched_by(victim) > 0, timeout=120, interval=0.05)
-        assert progressed, "no progress before the kill"
-        assert victim.process is not None
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait(10)
-        killed_at = measure.counted()
-        committed_at_kill = measure.committed_by_partition("customer-events")
-        producer.finish()
-        done, counted = measure.wait_progress(valid, idle_s=STALL_S)
-        committed = measure.committed_by_partition("customer-events")
-        stalled = "" if done else _stall_report(measure, valid, survivor, timeout=0)
-        figures, records, _ = measure.figures(
-            f"sigkill-1-of-2 ({kill_at})", sent=len(valid), valid=valid, base_url=survivor.base_url
-        )
-    finally:
-        victim.stop()
-        survivor.stop()
+    valid = make_events(4000, run=f"{scenario.prefix}kill", customers=200, seed=7)
+    measure = scenario.measure
+    run = KillOneOfTwo(scenario, valid, chunk=300)
+    if kill_at == "mid-stream":
+        progressed = wait_until(lambda: measure.counted() >= 1200, timeout=120)
+    else:
+        progressed = wait_until(lambda: _enriched_by(run.victim) > 0, timeout=120, interval=0.05)
+    assert progressed, "no progress before the kill"
+    killed_at = run.kill_victim()
+    committed_at_kill = measure.committed_by_partition("customer-events")
+    done, counted = run.drain(idle_s=STALL_S)
+    committed = measure.committed_by_partition("customer-events")
+    survivor = run.survivor
+    stalled = "" if done else _stall_report(measure, valid, survivor, timeout=0)
+    figures, records, _ = measure.figures(
+        f"sigkill-1-of-2 ({kill_at})", sent=len(valid), valid=valid, base_url=survivor.base_url
+    )
     per_event = Counter(r["event_id"] for r in records)
     redelivered = sum(n - 1 for n in per_event.values())
     table_gap = figures.table_expected - figures.tables
-    figures.notes.append(
+    figures.report(
         f"killed after {killed_at} counted, committed then {committed_at_kill}; "
-        f"re-scored on redelivery {redelivered}"
+        f"re-scored on redelivery {redelivered}",
+        stalled,
+        _table_note(table_gap, on_tansu(scenario.stack)),
     )
-    if stalled:
-        figures.notes.append(stalled)
-    figures.notes.append(_table_note(table_gap, on_tansu(stack)))
-    print(figures.line())
     assert done, (
         f"survivor stalled: {counted} of {len(valid)} counted, no progress for {STALL_S:.0f}s, "
         f"group committed {committed}\n{survivor.log_tail()}"
@@ -341,7 +265,7 @@ def test_sigkill_one_of_two_workers(
     assert (figures.lost, figures.double) == (0, 0)
     assert figures.profiles == len(valid)
     assert figures.predicted_events == len(valid)
-    if not on_tansu(stack):
+    if not on_tansu(scenario.stack):
         assert figures.tables >= figures.table_expected
 
 
@@ -369,43 +293,33 @@ def _table_note(table_gap: int, tansu: bool) -> str:
     return "tables exact"
 
 
-def test_sigterm_during_burst_drains_and_commits(
-    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
-) -> None:
-    valid = make_events(10000, run=f"{topic_prefix}term", customers=300, seed=8)
-    measure = Measure(stack, topic_prefix, _redis_url(stack, redis_db))
-    env = _env(stack, topic_prefix, redis_db, trained_registry, tmp_path)
-    first = new_worker(env, tmp_path, "first")
-    second = new_worker(env, tmp_path, "second")
-    try:
-        first.start()
-        produce_raw(
-            stack.bootstrap_servers, f"{topic_prefix}customer-events", [encode(e) for e in valid]
-        )
-        assert wait_until(lambda: measure.counted() >= 2500, timeout=60), "no progress"
-        assert first.process is not None
-        first.process.send_signal(signal.SIGTERM)
-        exit_code = first.process.wait(60)
-        counted_at_exit = measure.counted()
-        committed = measure.committed_offsets("customer-events")
-        drained = "drained the batch in hand" in first.log_path.read_text(errors="replace")
-        second.start()
-        stalled = _stall_report(measure, valid, second)
-        figures, records, _ = measure.figures(
-            "sigterm-burst", sent=len(valid), valid=valid, base_url=second.base_url
-        )
-    finally:
-        first.stop()
-        second.stop()
+def test_sigterm_during_burst_drains_and_commits(scenario: Scenario) -> None:
+    valid = make_events(10000, run=f"{scenario.prefix}term", customers=300, seed=8)
+    measure = scenario.measure
+    env = scenario.env()
+    first = scenario.worker(env, "first")
+    second = scenario.worker(env, "second")
+    first.start()
+    scenario.publish([encode(e) for e in valid])
+    assert wait_until(lambda: measure.counted() >= 2500, timeout=60), "no progress"
+    assert first.process is not None
+    first.process.send_signal(signal.SIGTERM)
+    exit_code = first.process.wait(60)
+    counted_at_exit = measure.counted()
+    committed = measure.committed_offsets("customer-events")
+    drained = "drained the batch in hand" in first.log_path.read_text(errors="replace")
+    second.start()
+    stalled = _stall_report(measure, valid, second)
+    figures, records, _ = measure.figures(
+        "sigterm-burst", sent=len(valid), valid=valid, base_url=second.base_url
+    )
     per_event = Counter(r["event_id"] for r in records)
     rescored = sum(per_event.values()) - len(per_event)
-    figures.notes.append(
+    figures.report(
         f"exit code {exit_code}; at exit counted={counted_at_exit} committed={committed} "
-        f"(batch drained: {drained}); re-scored after restart {rescored}"
+        f"(batch drained: {drained}); re-scored after restart {rescored}",
+        stalled,
     )
-    if stalled:
-        figures.notes.append(stalled)
-    print(figures.line())
     assert exit_code == 0
     # Every event counted before exit had its offset committed: none is read again.
     assert committed == counted_at_exit

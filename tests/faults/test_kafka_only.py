@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import cast
 
 import orjson
@@ -30,9 +29,17 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from streamer.devstack import EmbeddedStack
-from tests.faults.harness import Background, Figures, Measure, encode, make_events
-from tests.support import Worker, http, new_worker, produce_raw, worker_env
+from tests.faults.harness import (
+    KillOneOfTwo,
+    Measure,
+    Scenario,
+    encode,
+    event_ids,
+    follow,
+    make_events,
+    page_views,
+)
+from tests.support import Worker, http
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -41,40 +48,22 @@ IDLE_S = 90.0
 
 
 @pytest.fixture
-def kafka(stack: EmbeddedStack) -> EmbeddedStack:
-    """The session's stack, when it is an embedded Apache Kafka (these faults need one)."""
-    if stack.broker_kind != "kafka":
+def kafka_scenario(scenario: Scenario) -> Scenario:
+    """The test's scenario, when the session runs an embedded Apache Kafka (these faults
+    need one)."""
+    if scenario.stack.broker_kind != "kafka":
         pytest.skip(
             f"needs the embedded Apache Kafka (transactions, a broker restart that keeps its "
-            f"log, log compaction); this session runs on {stack.broker_name}"
+            f"log, log compaction); this session runs on {scenario.stack.broker_name}"
         )
-    return stack
-
-
-def _env(
-    stack: EmbeddedStack, prefix: str, redis_db: int, registry: Path, data: Path, **extra: str
-) -> dict[str, str]:
-    return worker_env(
-        stack, prefix=prefix, redis_db=redis_db, registry=registry, data_dir=data, **extra
-    )
-
-
-def _redis_url(stack: EmbeddedStack, db: int) -> str:
-    return f"redis://127.0.0.1:{stack.redis_port}/{db}"
+    return scenario
 
 
 def wait_for(read: Callable[[], int], target: int, what: str, idle_s: float = IDLE_S) -> int:
     """Poll `read()` until it reaches `target`; fail only once it has not moved for `idle_s`."""
-    last, moved_at = None, time.monotonic()
-    while True:
-        value = read()
-        if value >= target:
-            return value
-        if value != last:
-            last, moved_at = value, time.monotonic()
-        elif time.monotonic() - moved_at > idle_s:
-            raise AssertionError(f"{what}: stuck at {value}/{target} for {idle_s:.0f}s")
-        time.sleep(0.5)
+    reached, value = follow(read, target, idle_s)
+    assert reached, f"{what}: stuck at {value}/{target} for {idle_s:.0f}s"
+    return value
 
 
 def settle(read: Callable[[], int], quiet_s: float = 3.0, idle_s: float = IDLE_S) -> int:
@@ -120,10 +109,14 @@ def read_records(
         consumer.close()
 
 
-def committed_partitions(stack: EmbeddedStack, prefix: str, topic: str) -> int:
-    """How many partitions of `topic` the workers' group has committed an offset for."""
+def committed_partitions(scenario: Scenario) -> int:
+    """How many partitions of the input the workers' group has committed an offset for."""
+    topic = scenario.source
     consumer = Consumer(
-        {"bootstrap.servers": stack.bootstrap_servers, "group.id": f"{prefix}churn-streamer"}
+        {
+            "bootstrap.servers": scenario.stack.bootstrap_servers,
+            "group.id": f"{scenario.prefix}churn-streamer",
+        }
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -135,11 +128,25 @@ def committed_partitions(stack: EmbeddedStack, prefix: str, topic: str) -> int:
     return sum(1 for tp in offsets if tp.offset >= 0)
 
 
+def wait_for_commits_and_counts(scenario: Scenario, counted: int, fault: str) -> None:
+    """Until the group has committed on every input partition and `counted` events are in
+    the profile counters: a fault from then on has committed work behind it and
+    uncommitted work in hand."""
+    wait_for(lambda: committed_partitions(scenario), 4, "commits")
+    wait_for(scenario.measure.counted, counted, f"profile counters before the {fault}")
+
+
 def page_view_tables(worker: Worker) -> dict[str, int]:
     """Page totals from `/api/page-views` (gathered from every worker)."""
     status, body = http("GET", f"{worker.base_url}/api/page-views", timeout=15)
     assert status == 200, body
     return {item["page"]: int(item["total"]) for item in body["pages"]}
+
+
+def settled_tables(measure: Measure, worker: Worker, expected: int) -> int:
+    """The page-view tables' total once it reached `expected` and then stood still."""
+    wait_for(lambda: measure.table_total(worker.base_url), expected, "tables")
+    return settle(lambda: measure.table_total(worker.base_url))
 
 
 def customer_page_views(worker: Worker, customers: list[str]) -> dict[str, int]:
@@ -200,128 +207,61 @@ class SteadyProducer(threading.Thread):
         assert not self.failures, self.failures[:3]
 
 
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Workers a scenario starts; every one is stopped at the end, whatever happened."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def test_exactly_once_sigkill_one_of_two_workers(
-    kafka: EmbeddedStack,
-    trained_registry: Path,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
-    workers: list[Worker],
-) -> None:
+def test_exactly_once_sigkill_one_of_two_workers(kafka_scenario: Scenario) -> None:
     """Faust's `exactly_once` on Apache Kafka: one of two workers killed mid-stream."""
-    valid = make_events(4000, run=f"{topic_prefix}eos", customers=200, seed=17)
-    measure = Measure(kafka, topic_prefix, _redis_url(kafka, redis_db))
-    env = _env(
-        kafka,
-        topic_prefix,
-        redis_db,
-        trained_registry,
-        tmp_path / "data",
-        STREAMER_PROCESSING_GUARANTEE="exactly_once",
-    )
-    survivor = new_worker(env, tmp_path, "survivor")
-    victim = new_worker({**env, "STREAMER_DATA_DIR": str(tmp_path / "data2")}, tmp_path, "victim")
-    workers.extend([survivor, victim])
-    survivor.start()
-    victim.start()
-    producer = Background(
-        kafka.bootstrap_servers,
-        f"{topic_prefix}customer-events",
-        [encode(e) for e in valid],
-        chunk=200,
-        pause_s=0.3,
-    )
-    producer.start()
+    scenario = kafka_scenario
+    valid = make_events(4000, run=f"{scenario.prefix}eos", customers=200, seed=17)
+    run = KillOneOfTwo(scenario, valid, chunk=200, STREAMER_PROCESSING_GUARANTEE="exactly_once")
     # Killed with committed transactions behind it and an open one in hand.
-    input_topic = f"{topic_prefix}customer-events"
-    wait_for(lambda: committed_partitions(kafka, topic_prefix, input_topic), 4, "commits")
-    wait_for(measure.counted, 1200, "profile counters before the kill")
-    assert victim.process is not None
-    victim.process.send_signal(signal.SIGKILL)
-    victim.process.wait(10)
-    killed_at = measure.counted()
-    producer.finish()
-    expected_profiles = sum(measure.expected_counters(valid).values())
-    wait_for(measure.counted, expected_profiles, "profile counters")
-    table_expected = sum(1 for e in valid if e["type"] == "page_view")
-    wait_for(lambda: sum(page_view_tables(survivor).values()), table_expected, "tables")
-    tables = settle(lambda: sum(page_view_tables(survivor).values()))
+    wait_for_commits_and_counts(scenario, 1200, "kill")
+    killed_at = run.kill_victim()
+    done, counted = run.drain(idle_s=IDLE_S)
+    assert done, f"survivor stalled: {counted} of {len(valid)} counted for {IDLE_S:.0f}s"
+    survivor = run.survivor
+    tables = settled_tables(scenario.measure, survivor, page_views(valid))
     survivor.stop()
     assert survivor.process is not None and survivor.process.returncode == 0
 
-    topic = f"{topic_prefix}churn-predictions"
-    committed = read_records(kafka.bootstrap_servers, topic, "read_committed", len(valid))
-    everything = read_records(kafka.bootstrap_servers, topic, "read_uncommitted", len(committed))
-    per_event = Counter(orjson.loads(cast(bytes, m.value()))["event_id"] for m in committed)
-    valid_ids = {str(e["event_id"]) for e in valid}
-    counted, lost, double = measure.lost_and_double(valid)
-    figures = Figures(
-        "exactly-once-sigkill-1-of-2",
-        sent=len(valid),
-        valid=len(valid),
-        profiles=counted,
-        tables=tables,
-        table_expected=table_expected,
-        predictions=len(committed),
-        predicted_events=len(valid_ids & set(per_event)),
-        lost=lost,
-        double=double,
-    )
+    bootstrap, topic = scenario.stack.bootstrap_servers, f"{scenario.prefix}churn-predictions"
+    committed = read_records(bootstrap, topic, "read_committed", len(valid))
+    everything = read_records(bootstrap, topic, "read_uncommitted", len(committed))
+    predicted = [str(orjson.loads(cast(bytes, m.value()))["event_id"]) for m in committed]
+    per_event = Counter(predicted)
+    figures = scenario.measure.tally("exactly-once-sigkill-1-of-2", valid, predicted, tables=tables)
     duplicated = sorted(i for i, n in per_event.items() if n > 1)
-    figures.notes.append(
+    figures.report(
         f"killed after {killed_at} counted; committed prediction records for one event "
         f"more than once: {len(duplicated)}; records of aborted transactions (seen only "
         f"read_uncommitted): {len(everything) - len(committed)}; "
-        f"tables off by {tables - table_expected:+d}"
+        f"tables off by {tables - figures.table_expected:+d}"
     )
-    print(figures.line())
     assert (figures.lost, figures.double) == (0, 0)
     assert figures.profiles == len(valid)
-    assert set(per_event) == valid_ids, "a committed prediction for every event, none other"
+    assert set(per_event) == event_ids(valid), "a committed prediction for every event, none other"
     assert duplicated == [], f"{len(duplicated)} events with two committed predictions"
     assert figures.tables == figures.table_expected
 
 
-def test_broker_sigkill_and_restart_mid_stream(
-    kafka: EmbeddedStack,
-    trained_registry: Path,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
-    workers: list[Worker],
-) -> None:
+def test_broker_sigkill_and_restart_mid_stream(kafka_scenario: Scenario) -> None:
     """The broker killed with SIGKILL mid-stream and restarted on the same log dir a few
     seconds later: one worker, never restarted, carries on by itself. The worker runs
     with the suite's STREAMER_PROCESSING_GUARANTEE (at least once unless exported)."""
-    valid = make_events(3000, run=f"{topic_prefix}brk", customers=200, seed=19)
-    measure = Measure(kafka, topic_prefix, _redis_url(kafka, redis_db))
-    env = _env(kafka, topic_prefix, redis_db, trained_registry, tmp_path / "data")
-    worker = new_worker(env, tmp_path)
-    workers.append(worker)
-    worker.start()
+    scenario, kafka = kafka_scenario, kafka_scenario.stack
+    valid = make_events(3000, run=f"{scenario.prefix}brk", customers=200, seed=19)
+    measure = scenario.measure
+    worker = scenario.worker(scenario.env()).start()
     assert worker.process is not None
     pid = worker.process.pid
     producer = SteadyProducer(
         kafka.bootstrap_servers,
-        f"{topic_prefix}customer-events",
+        scenario.source,
         [encode(e) for e in valid],
         chunk=100,
         pause_s=0.25,
     )
     producer.start()
     # Killed with committed offsets behind the worker and uncommitted work in hand.
-    input_topic = f"{topic_prefix}customer-events"
-    wait_for(lambda: committed_partitions(kafka, topic_prefix, input_topic), 4, "commits")
-    wait_for(measure.counted, 900, "profile counters before the crash")
+    wait_for_commits_and_counts(scenario, 900, "crash")
     try:
         kafka.stop_broker(crash=True)
         crashed_at = time.monotonic()
@@ -335,82 +275,53 @@ def test_broker_sigkill_and_restart_mid_stream(
     expected = sum(measure.expected_counters(valid).values())
     wait_for(measure.counted, expected, "profile counters after the restart")
     resumed_s = time.monotonic() - crashed_at
-    table_expected = sum(1 for e in valid if e["type"] == "page_view")
-    wait_for(lambda: sum(page_view_tables(worker).values()), table_expected, "tables")
-    tables = settle(lambda: sum(page_view_tables(worker).values()))
+    tables = settled_tables(measure, worker, page_views(valid))
     alive = worker.process.poll() is None and worker.process.pid == pid
 
-    records = measure.predictions(expect=len(valid))
-    per_event = Counter(str(r["event_id"]) for r in records)
-    valid_ids = {str(e["event_id"]) for e in valid}
-    counted, lost, double = measure.lost_and_double(valid)
-    figures = Figures(
-        "broker-sigkill-restart",
-        sent=len(valid),
-        valid=len(valid),
-        profiles=counted,
-        tables=tables,
-        table_expected=table_expected,
-        predictions=len(records),
-        predicted_events=len(valid_ids & set(per_event)),
-        lost=lost,
-        double=double,
-    )
-    figures.notes.append(
+    predicted = [str(r["event_id"]) for r in measure.predictions(expect=len(valid))]
+    per_event = Counter(predicted)
+    figures = measure.tally("broker-sigkill-restart", valid, predicted, tables=tables)
+    figures.report(
         f"broker killed after {counted_at_crash} counted, back after {down_s:.1f}s "
         f"({counted_at_restart} counted then), all counted {resumed_s:.1f}s after the kill; "
         f"same worker process: {alive}; re-scored on redelivery "
-        f"{sum(per_event.values()) - len(per_event)}; tables off by {tables - table_expected:+d}"
+        f"{len(predicted) - len(per_event)}; tables off by {tables - figures.table_expected:+d}"
     )
-    print(figures.line())
     assert alive, f"the worker did not carry on by itself:\n{worker.log_tail()}"
     assert counted_at_crash < len(valid), "the crash came after the stream was done"
     assert (figures.lost, figures.double) == (0, 0)
     assert figures.profiles == len(valid)
-    assert set(per_event) == valid_ids, "a prediction for every event (at least once), none other"
+    assert set(per_event) == event_ids(valid), (
+        "a prediction for every event (at least once), none other"
+    )
     assert figures.tables >= figures.table_expected, "a page view missing from the tables"
 
 
-def test_changelogs_compacted_and_tables_recovered_to_the_end(
-    kafka: EmbeddedStack,
-    trained_registry: Path,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
-    workers: list[Worker],
-) -> None:
+def test_changelogs_compacted_and_tables_recovered_to_the_end(kafka_scenario: Scenario) -> None:
     """The page-view tables' changelogs are compacted topics on the broker; once the broker
     has compacted them, a worker restarted (after SIGTERM, then after SIGKILL) recovers
     its tables to the end of the changelogs: exactly the counts from before."""
-    first_wave = make_events(1500, run=f"{topic_prefix}cmp", customers=100, seed=23)
-    second_wave = make_events(1000, run=f"{topic_prefix}cmp2", customers=100, seed=29)
+    scenario, kafka = kafka_scenario, kafka_scenario.stack
+    prefix = scenario.prefix
+    first_wave = make_events(1500, run=f"{prefix}cmp", customers=100, seed=23)
+    second_wave = make_events(1000, run=f"{prefix}cmp2", customers=100, seed=29)
     # The same customers in both waves: the second overwrites the first's counts.
     for event in second_wave:
         event["customer_id"] = str(event["customer_id"]).replace("cmp2-", "cmp-")
     valid = first_wave + second_wave
-    measure = Measure(kafka, topic_prefix, _redis_url(kafka, redis_db))
+    measure = scenario.measure
     # At least once, whatever the suite runs with: with exactly_once, transaction markers
     # leave offsets without records too, and `compacted_away` would count them.
-    env = _env(
-        kafka,
-        topic_prefix,
-        redis_db,
-        trained_registry,
-        tmp_path / "data",
-        STREAMER_PROCESSING_GUARANTEE="at_least_once",
-    )
-    first = new_worker(env, tmp_path, "first")
-    workers.append(first)
-    first.start()
-    topic = f"{topic_prefix}customer-events"
-    produce_raw(kafka.bootstrap_servers, topic, [encode(e) for e in first_wave])
+    env = scenario.env(STREAMER_PROCESSING_GUARANTEE="at_least_once")
+    first = scenario.worker(env, "first").start()
+    scenario.publish([encode(e) for e in first_wave])
     wait_for(measure.counted, len(first_wave), "profiles, first wave")
 
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
     changelogs = sorted(
         name
         for name in admin.list_topics(timeout=10).topics
-        if name.startswith(f"{topic_prefix}churn-streamer-") and name.endswith("-changelog")
+        if name.startswith(f"{prefix}churn-streamer-") and name.endswith("-changelog")
     )
     assert len(changelogs) == 3, changelogs
     configs = {
@@ -420,7 +331,7 @@ def test_changelogs_compacted_and_tables_recovered_to_the_end(
         ).items()
     }
     policies = {name: config["cleanup.policy"].value for name, config in configs.items()}
-    windowed = f"{topic_prefix}churn-streamer-page-views-windowed-changelog"
+    windowed = f"{prefix}churn-streamer-page-views-windowed-changelog"
     # Running totals are compacted; the windowed counts also expire with their windows.
     assert policies == {
         **dict.fromkeys(changelogs, "compact"),
@@ -432,7 +343,7 @@ def test_changelogs_compacted_and_tables_recovered_to_the_end(
     # Let the broker compact now rather than in days: small segments, any dirt cleanable,
     # the cleaner polling every half second; the second wave's writes roll the segments.
     with compacting_now(admin, changelogs):
-        produce_raw(kafka.bootstrap_servers, topic, [encode(e) for e in second_wave])
+        scenario.publish([encode(e) for e in second_wave])
         wait_for(measure.counted, len(valid), "profiles, both waves")
         compacted = wait_for(
             lambda: compacted_away(kafka.bootstrap_servers, changelogs), 1, "compaction"
@@ -440,51 +351,34 @@ def test_changelogs_compacted_and_tables_recovered_to_the_end(
     views = [e for e in valid if e["type"] == "page_view"]
     pages = Counter(str(e["page"]) for e in views)
     customers = Counter(str(e["customer_id"]) for e in views)
-    wait_for(lambda: sum(page_view_tables(first).values()), len(views), "tables")
-    settle(lambda: sum(page_view_tables(first).values()))
+    settled_tables(measure, first, len(views))
     before = (page_view_tables(first), customer_page_views(first, sorted(customers)))
     assert before == (dict(pages), dict(customers)), "tables differ from the events"
 
     first.stop()
     assert first.process is not None and first.process.returncode == 0
-    second = new_worker(env, tmp_path, "second")
-    workers.append(second)
-    second.start()  # ready: tables recovered
+    second = scenario.worker(env, "second").start()  # ready: tables recovered
     after_sigterm = (page_view_tables(second), customer_page_views(second, sorted(customers)))
     assert second.process is not None
     second.process.send_signal(signal.SIGKILL)
     second.process.wait(10)
-    third = new_worker(env, tmp_path, "third")
-    workers.append(third)
-    third.start()
+    third = scenario.worker(env, "third").start()
     after_sigkill = (page_view_tables(third), customer_page_views(third, sorted(customers)))
 
-    records = measure.predictions(expect=len(valid))
-    counted, lost, double = measure.lost_and_double(valid)
-    figures = Figures(
-        "changelog-recovery",
-        sent=len(valid),
-        valid=len(valid),
-        profiles=counted,
-        tables=sum(after_sigkill[0].values()),
-        table_expected=len(views),
-        predictions=len(records),
-        predicted_events=len({r["event_id"] for r in records}),
-        lost=lost,
-        double=double,
-    )
+    predicted = [str(r["event_id"]) for r in measure.predictions(expect=len(valid))]
+    tables = sum(after_sigkill[0].values())
+    figures = measure.tally("changelog-recovery", valid, predicted, tables=tables)
     differing = [
         f"{name}: {len(diff(before, after))} of {len(pages)} pages and {len(customers)} customers"
         for name, after in (("SIGTERM", after_sigterm), ("SIGKILL", after_sigkill))
         if before != after
     ]
-    figures.notes.append(
+    figures.report(
         f"cleanup.policy: totals compact, windowed compact,delete "
         f"(retention {window_retention_s:.0f}s); {compacted} changelog records compacted "
         f"away; restarted after SIGTERM then SIGKILL: "
         + ("; ".join(differing) if differing else "tables equal to before both times")
     )
-    print(figures.line())
     assert after_sigterm == before, "tables after a SIGTERM restart differ"
     assert after_sigkill == before, "tables after a SIGKILL restart differ"
     assert (figures.lost, figures.double) == (0, 0)

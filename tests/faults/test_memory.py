@@ -9,16 +9,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import orjson
 import psutil
 import pytest
 from confluent_kafka import Producer
 
-from streamer.devstack import EmbeddedStack
-from tests.faults.harness import PAGES, TS, Measure
-from tests.support import new_worker, worker_env
+from tests.faults.harness import PAGES, TS, Scenario
 from topics.admin import ensure_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -62,22 +59,13 @@ def _publish_backlog(bootstrap: str, topic: str, count: int) -> None:
 
 
 @pytest.mark.timeout(3600)
-def test_backlog_of_a_million_events_keeps_worker_memory_bounded(
-    stack: EmbeddedStack, trained_registry: Path, redis_db: int, topic_prefix: str, tmp_path: Path
-) -> None:
-    ensure_topics(stack.kafka_broker, topic_prefix, 4)
+def test_backlog_of_a_million_events_keeps_worker_memory_bounded(scenario: Scenario) -> None:
+    ensure_topics(scenario.stack.kafka_broker, scenario.prefix, 4)
     started = time.monotonic()
-    _publish_backlog(stack.bootstrap_servers, f"{topic_prefix}customer-events", EVENTS)
+    _publish_backlog(scenario.stack.bootstrap_servers, scenario.source, EVENTS)
     published_s = time.monotonic() - started
-    measure = Measure(stack, topic_prefix, f"redis://127.0.0.1:{stack.redis_port}/{redis_db}")
-    env = worker_env(
-        stack,
-        prefix=topic_prefix,
-        redis_db=redis_db,
-        registry=trained_registry,
-        data_dir=tmp_path / "data",
-    )
-    worker = new_worker(env, tmp_path)
+    measure = scenario.measure
+    worker = scenario.worker(scenario.env())
     samples: list[tuple[float, int, int]] = []  # (seconds, counted, rss bytes)
     stop = threading.Event()
 

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -67,21 +68,74 @@ def _ids(messages: list[tuple[bytes, bytes]]) -> set[str]:
     return {orjson.loads(value)["event_id"] for _, value in messages}
 
 
-def _records(stack: EmbeddedStack, prefix: str, expect: int) -> list[PredictionRecord]:
-    topic = f"{prefix}churn-predictions"
-    # The worker creates the topic with its first prediction; a reader assigned before
-    # that would see no partitions at all.
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+class LiveWorker:
+    """One test's worker on its registry copy, with a topic prefix and Redis database of
+    its own; stopped when the test ends (see the `live` fixture)."""
 
-    def created() -> None:
-        metadata = admin.list_topics(topic, timeout=5).topics.get(topic)
-        assert metadata is not None and metadata.error is None and metadata.partitions
+    def __init__(
+        self,
+        stack: EmbeddedStack,
+        registry: ModelRegistry,
+        redis_db: int,
+        prefix: str,
+        folder: Path,
+    ) -> None:
+        self.stack, self.registry, self.prefix, self.folder = stack, registry, prefix, folder
+        self.redis_db = redis_db
+        self.store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
+        self.worker: Worker | None = None
 
-    eventually(created, timeout=60)
-    # A generous timeout: it only matters when a shared CI host stalls the broker.
-    messages = read_topic(stack.bootstrap_servers, topic, expect=expect, timeout=120)
-    assert len(messages) >= expect, f"{len(messages)} of {expect} prediction records"
-    return [PredictionRecord.model_validate_json(m.value()) for m in messages]
+    def start(self, **extra: str) -> Worker:
+        env = worker_env(
+            self.stack,
+            prefix=self.prefix,
+            redis_db=self.redis_db,
+            registry=self.registry.root,
+            data_dir=self.folder / "data",
+            **extra,
+        )
+        self.worker = new_worker(env, self.folder).start()
+        return self.worker
+
+    def start_with_challenger(self, **extra: str) -> Worker:
+        """Started with champion v1 and challenger v2, once it serves both."""
+        self.registry.set_alias("champion", "v1")
+        self.registry.set_alias("challenger", "v2")
+        worker = self.start(**extra)
+        eventually(lambda: _assert_metric(worker, 'streamer_model_challenger{version="v2"} 1.0'))
+        return worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def publish(self, messages: list[tuple[bytes, bytes]]) -> None:
+        produce_raw(self.stack.bootstrap_servers, f"{self.prefix}customer-events", messages)
+
+    def records(self, expect: int) -> list[PredictionRecord]:
+        topic = f"{self.prefix}churn-predictions"
+        # The worker creates the topic with its first prediction; a reader assigned before
+        # that would see no partitions at all.
+        admin = AdminClient({"bootstrap.servers": self.stack.bootstrap_servers})
+
+        def created() -> None:
+            metadata = admin.list_topics(topic, timeout=5).topics.get(topic)
+            assert metadata is not None and metadata.error is None and metadata.partitions
+
+        eventually(created, timeout=60)
+        # A generous timeout: it only matters when a shared CI host stalls the broker.
+        messages = read_topic(self.stack.bootstrap_servers, topic, expect=expect, timeout=120)
+        assert len(messages) >= expect, f"{len(messages)} of {expect} prediction records"
+        return [PredictionRecord.model_validate_json(m.value()) for m in messages]
+
+
+@pytest.fixture
+def live(
+    stack: EmbeddedStack, registry: ModelRegistry, redis_db: int, topic_prefix: str, tmp_path: Path
+) -> Iterator[LiveWorker]:
+    running = LiveWorker(stack, registry, redis_db, topic_prefix, tmp_path)
+    yield running
+    running.stop()
 
 
 def _serving(worker: Worker) -> str | None:
@@ -100,63 +154,36 @@ def _cli(registry: ModelRegistry, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def _start(
-    stack: EmbeddedStack,
-    registry: ModelRegistry,
-    redis_db: int,
-    prefix: str,
-    tmp_path: Path,
-    **extra: str,
-) -> Worker:
-    env = worker_env(
-        stack,
-        prefix=prefix,
-        redis_db=redis_db,
-        registry=registry.root,
-        data_dir=tmp_path / "data",
-        **extra,
-    )
-    return new_worker(env, tmp_path).start()
-
-
 def test_promoted_model_takes_over_a_running_worker_without_gaps(
-    stack: EmbeddedStack,
-    registry: ModelRegistry,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
+    registry: ModelRegistry, live: LiveWorker
 ) -> None:
     registry.set_alias("champion", "v1")
-    worker = _start(stack, registry, redis_db, topic_prefix, tmp_path)
-    topic = f"{topic_prefix}customer-events"
-    try:
-        assert _serving(worker) == "v1"
-        before = _events("before", 30)
-        produce_raw(stack.bootstrap_servers, topic, before)
-        assert {r.model_version for r in _records(stack, topic_prefix, len(before))} == {"v1"}
+    worker = live.start()
+    assert _serving(worker) == "v1"
+    before = _events("before", 30)
+    live.publish(before)
+    assert {r.model_version for r in live.records(len(before))} == {"v1"}
 
-        # Timed from the command's start: the alias moves somewhere inside it.
-        promoted_at = time.monotonic()
-        promoted = _cli(registry, "models", "promote", "v2")
-        assert promoted.returncode == 0, promoted.stderr
-        assert promoted.stdout.strip() == "champion -> v2 (was v1)"
-        # Keep traffic flowing while the worker notices the promotion.
-        during: list[tuple[bytes, bytes]] = []
-        while _serving(worker) != "v2":
-            assert time.monotonic() - promoted_at < SWAP_DEADLINE_S, "no swap within 10 s"
-            batch = _events(f"during{len(during)}", 5, customers=5)
-            produce_raw(stack.bootstrap_servers, topic, batch)
-            during += batch
-        swap_s = time.monotonic() - promoted_at
-        assert swap_s < SWAP_DEADLINE_S
-        print(f"hot swap observed {swap_s:.2f} s after promote")
+    # Timed from the command's start: the alias moves somewhere inside it.
+    promoted_at = time.monotonic()
+    promoted = _cli(registry, "models", "promote", "v2")
+    assert promoted.returncode == 0, promoted.stderr
+    assert promoted.stdout.strip() == "champion -> v2 (was v1)"
+    # Keep traffic flowing while the worker notices the promotion.
+    during: list[tuple[bytes, bytes]] = []
+    while _serving(worker) != "v2":
+        assert time.monotonic() - promoted_at < SWAP_DEADLINE_S, "no swap within 10 s"
+        batch = _events(f"during{len(during)}", 5, customers=5)
+        live.publish(batch)
+        during += batch
+    swap_s = time.monotonic() - promoted_at
+    assert swap_s < SWAP_DEADLINE_S
+    print(f"hot swap observed {swap_s:.2f} s after promote")
 
-        after = _events("after", 30)
-        produce_raw(stack.bootstrap_servers, topic, after)
-        total = len(before) + len(during) + len(after)
-        records = _records(stack, topic_prefix, total)
-    finally:
-        worker.stop()
+    after = _events("after", 30)
+    live.publish(after)
+    records = live.records(len(before) + len(during) + len(after))
+    live.stop()
 
     # Every valid event scored exactly once, by the model serving when it was scored.
     seen = Counter(r.event_id for r in records)
@@ -167,9 +194,8 @@ def test_promoted_model_takes_over_a_running_worker_without_gaps(
     assert {version[e] for e in _ids(after)} == {"v2"}
     assert {version[e] for e in _ids(during)} <= {"v1", "v2"}
     assert {r.model_role for r in records} == {"champion"}
-    store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
     for i in range(10):
-        assert store.hget(f"profile:after-c{i}", "model_version") == "v2"
+        assert live.store.hget(f"profile:after-c{i}", "model_version") == "v2"
 
 
 def _corrupt_artifact(registry: ModelRegistry, version: str) -> None:
@@ -189,11 +215,7 @@ def _refusals(worker: Worker, version: str) -> float:
 
 
 def test_a_bad_artifact_never_takes_over_a_running_worker(
-    stack: EmbeddedStack,
-    registry: ModelRegistry,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
+    registry: ModelRegistry, live: LiveWorker
 ) -> None:
     registry.set_alias("champion", "v1")
     # v2: artifact bytes changed after registration. v3: a copy of v1 whose metadata lists
@@ -211,20 +233,17 @@ def test_a_bad_artifact_never_takes_over_a_running_worker(
     assert refused.stderr.count("\n") == 1 and "sha256 mismatch" in refused.stderr
     assert registry.aliases() == {"champion": "v1"}
 
-    worker = _start(stack, registry, redis_db, topic_prefix, tmp_path)
-    topic = f"{topic_prefix}customer-events"
-    try:
+    worker = live.start()
+    assert _serving(worker) == "v1"
+    # A registry written by other means (another host, a hand edit) still cannot win.
+    for bad in ("v2", "v3"):
+        registry.set_alias("champion", bad)
+        eventually(lambda bad=bad: _assert_refused_once(worker, bad), timeout=20)
         assert _serving(worker) == "v1"
-        # A registry written by other means (another host, a hand edit) still cannot win.
-        for bad in ("v2", "v3"):
-            registry.set_alias("champion", bad)
-            eventually(lambda bad=bad: _assert_refused_once(worker, bad), timeout=20)
-            assert _serving(worker) == "v1"
-        messages = _events("bad", 20)
-        produce_raw(stack.bootstrap_servers, topic, messages)
-        records = _records(stack, topic_prefix, len(messages))
-    finally:
-        worker.stop()
+    messages = _events("bad", 20)
+    live.publish(messages)
+    records = live.records(len(messages))
+    live.stop()
     assert {r.event_id for r in records} == _ids(messages)
     assert {r.model_version for r in records} == {"v1"}
     log = worker.log_path.read_text(errors="replace")
@@ -237,42 +256,27 @@ def _assert_refused_once(worker: Worker, version: str) -> None:
 
 
 def test_shadow_challenger_scores_every_event_but_never_writes_profiles(
-    stack: EmbeddedStack,
-    registry: ModelRegistry,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
+    live: LiveWorker,
 ) -> None:
-    registry.set_alias("champion", "v1")
-    registry.set_alias("challenger", "v2")
-    worker = _start(
-        stack,
-        registry,
-        redis_db,
-        topic_prefix,
-        tmp_path,
+    worker = live.start_with_challenger(
         STREAMER_CHALLENGER_MODE="shadow",
         STREAMER_CHALLENGER_SHARE="0.5",  # ignored in shadow mode
     )
-    try:
-        eventually(lambda: _assert_metric(worker, 'streamer_model_challenger{version="v2"} 1.0'))
-        messages = _events("shadow", 24, customers=8)
-        produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)
-        records = _records(stack, topic_prefix, 2 * len(messages))
-        _assert_metric(worker, 'streamer_predictions_total{role="challenger"} 24.0')
-    finally:
-        worker.stop()
+    messages = _events("shadow", 24, customers=8)
+    live.publish(messages)
+    records = live.records(2 * len(messages))
+    _assert_metric(worker, 'streamer_predictions_total{role="challenger"} 24.0')
+    live.stop()
     assert len(records) == 2 * len(messages)
     roles = Counter((r.event_id, r.model_role, r.model_version) for r in records)
     for event_id in _ids(messages):
         assert roles[(event_id, "champion", "v1")] == 1
         assert roles[(event_id, "challenger", "v2")] == 1
-    store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
     champion_scores = {
         (r.customer_id, r.churn_score) for r in records if r.model_role == "champion"
     }
     for i in range(8):
-        profile = store.hgetall(f"profile:shadow-c{i}")
+        profile = live.store.hgetall(f"profile:shadow-c{i}")
         assert profile["model_version"] == "v1"
         assert (f"shadow-c{i}", float(profile["churn_score"])) in champion_scores
 
@@ -282,25 +286,12 @@ def _assert_metric(worker: Worker, line: str) -> None:
     assert status == 200 and line in str(text).splitlines(), line
 
 
-def test_split_mode_serves_the_hashed_share_with_the_challenger(
-    stack: EmbeddedStack,
-    registry: ModelRegistry,
-    redis_db: int,
-    topic_prefix: str,
-    tmp_path: Path,
-) -> None:
-    registry.set_alias("champion", "v1")
-    registry.set_alias("challenger", "v2")
-    worker = _start(
-        stack, registry, redis_db, topic_prefix, tmp_path, STREAMER_CHALLENGER_SHARE="0.5"
-    )
-    try:
-        eventually(lambda: _assert_metric(worker, 'streamer_model_challenger{version="v2"} 1.0'))
-        messages = _events("split", 40, customers=40)
-        produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)
-        records = _records(stack, topic_prefix, len(messages))
-    finally:
-        worker.stop()
+def test_split_mode_serves_the_hashed_share_with_the_challenger(live: LiveWorker) -> None:
+    live.start_with_challenger(STREAMER_CHALLENGER_SHARE="0.5")
+    messages = _events("split", 40, customers=40)
+    live.publish(messages)
+    records = live.records(len(messages))
+    live.stop()
     assert sorted(r.event_id for r in records) == sorted(_ids(messages))  # one record each
     expected = {"challenger": "v2", "champion": "v1"}
     for record in records:
@@ -308,8 +299,7 @@ def test_split_mode_serves_the_hashed_share_with_the_challenger(
         assert (record.model_role, record.model_version) == (role, expected[role])
     assert {r.model_role for r in records} == {"champion", "challenger"}
     # In split mode the challenger serves its customers: its scores reach their profiles.
-    store = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
     for record in records:
-        profile = store.hgetall(f"profile:{record.customer_id}")
+        profile = live.store.hgetall(f"profile:{record.customer_id}")
         assert profile["model_version"] == record.model_version
         assert float(profile["churn_score"]) == record.churn_score
