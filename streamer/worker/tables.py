@@ -1,9 +1,8 @@
 """Faust tables of page views.
 
-Per-page counts are keyed `"{partition}:{page}"`: each entry then belongs to exactly one
-partition of `customer-events-enriched`, the one whose changelog holds it, and no
-repartition topic is needed (a `group_by(page)` would add a full topic round trip per
-event). A page's count is the sum over partitions; `streamer.worker.web` sums across workers.
+Per-page counts are keyed `"{partition}:{page}"` (`streamer.worker.stages.counting.page_key`
+says why); a page's count is the sum over partitions, which `streamer.worker.web` gathers
+across workers.
 """
 
 from __future__ import annotations
@@ -39,14 +38,3 @@ customer_page_views: TableT[str, int] = app.Table(
     schema=JSON_SCHEMA,
     help="Page views per customer",
 )
-
-
-def page_key(partition: int, page: str) -> str:
-    """Table key of a page's count on one partition."""
-    return f"{partition}:{page}"
-
-
-def split_page_key(key: str) -> tuple[int, str]:
-    """(partition, page) of a table key."""
-    partition, _, page = key.partition(":")
-    return int(partition), page
