@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from topics.wire import parse_prediction
 
 # The first and last tenth of a run are start-up (assignment, first fetches) and drain
 # (a last partition finishing alone); the middle is the steady state being compared.
@@ -114,13 +115,12 @@ class PredictionReader(threading.Thread):
                 for message in self._consumer.consume(2000, timeout=0.2):
                     if message.error() is not None:
                         continue
-                    data = orjson.loads(message.value() or b"{}")
-                    event_id = str(data["event_id"])
-                    if event_id in self._seen:
+                    record = parse_prediction(message.value() or b"{}")
+                    if record.event_id in self._seen:
                         self.duplicates += 1
                         continue
-                    self._seen.add(event_id)
-                    self.records.append((int(data["event_ts"]), int(data["scored_at"])))
+                    self._seen.add(record.event_id)
+                    self.records.append((record.event_ts, record.scored_at))
         finally:
             self._consumer.close()
 

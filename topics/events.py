@@ -141,6 +141,15 @@ class PredictionRecord(BaseModel):
     scored_at: int = Field(description="epoch ms when the score was computed")
 
 
+class Stage(StrEnum):
+    """Where in the worker a message was handled: metric labels and dead letters name it."""
+
+    VALIDATION = "validation"
+    ENRICHMENT = "enrichment"
+    COUNTING = "counting"
+    PREDICTION = "prediction"
+
+
 class SourcePosition(BaseModel):
     """Where a dead-lettered message was read from."""
 
@@ -154,7 +163,7 @@ class DeadLetter(BaseModel):
 
     reason: str
     error_type: str
-    stage: Literal["validation", "enrichment", "counting", "prediction"]
+    stage: Stage
     source: SourcePosition
     failed_at: int = Field(description="epoch ms")
     key: str | None = Field(description="the message key as UTF-8, when it decodes")

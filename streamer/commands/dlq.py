@@ -31,8 +31,9 @@ from streamer.commands.common import load_settings
 from streamer.connections import librdkafka_config
 from streamer.settings import Settings
 from topics.catalogue import DEAD_LETTERS, bootstrap_servers
+from topics.events import Stage
+from topics.wire import parse_dead_letter
 
-STAGES = ("validation", "enrichment", "counting", "prediction")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 REASON_WIDTH = 90
@@ -130,9 +131,7 @@ def iso(epoch_ms: int) -> str:
 def _parse(message: KafkaMessage) -> DeadLetterEntry:
     raw = message.value() or b""
     try:
-        record = orjson.loads(raw)
-        if not isinstance(record, dict):
-            raise ValueError("not an object")
+        record = parse_dead_letter(raw)
     except ValueError:
         record = {"reason": f"unreadable dead letter ({len(raw)} bytes)", "stage": "?"}
     if "failed_at" not in record:
@@ -212,7 +211,10 @@ _since_option = click.option(
     help="only dead letters from this time on: 30s, 15m, 2h, 7d, an RFC 3339 time or epoch ms",
 )
 _stage_option = click.option(
-    "--stage", type=click.Choice(STAGES), default=None, help="only dead letters of this stage"
+    "--stage",
+    type=click.Choice([stage.value for stage in Stage]),
+    default=None,
+    help="only dead letters of this stage",
 )
 _idle_option = click.option(
     "--idle",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -40,49 +41,10 @@ INT_FIELDS = frozenset(
 )
 FLOAT_FIELDS = frozenset({"churn_score", "monthly_spend"})
 
-# ARGV: ttl, then 6 per event: event_id, customer_id, counter field, cancel flag, ts, source.
-# Returns, per event, the profile after the event (flat HGETALL) or 0 for a duplicate.
-# The dedup mark holds the source position (topic/partition/offset) of the message that
-# counted the event: the same message seen again (redelivered after a crash, or a retry
-# after a lost reply) is not counted again but is answered like a first sighting, so it is
-# forwarded downstream once more instead of being lost between the count and the forward.
-_APPLY_EVENTS = """
-local ttl = tonumber(ARGV[1])
-local out = {}
-for b = 2, #ARGV, 6 do
-  local key = 'profile:' .. ARGV[b + 1]
-  local mark = ARGV[b + 5]
-  if mark == '' then mark = ARGV[b + 1] end
-  if redis.call('SET', 'dedup:' .. ARGV[b], mark, 'NX', 'EX', ttl) then
-    redis.call('HINCRBY', key, ARGV[b + 2], 1)
-    if ARGV[b + 3] == '1' then redis.call('HINCRBY', key, 'cancel_page_views', 1) end
-    local ts = tonumber(ARGV[b + 4])
-    local last = tonumber(redis.call('HGET', key, 'last_event_ts') or '0')
-    if ts > last then redis.call('HSET', key, 'last_event_ts', ARGV[b + 4]) end
-    out[#out + 1] = redis.call('HGETALL', key)
-  elseif ARGV[b + 5] ~= '' and redis.call('GET', 'dedup:' .. ARGV[b]) == ARGV[b + 5] then
-    out[#out + 1] = redis.call('HGETALL', key)
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"""
-
-# ARGV: 5 per score: customer_id, churn_score, model_version, scored_at, event_ts.
-_WRITE_SCORES = """
-local written = 0
-for b = 1, #ARGV, 5 do
-  local key = 'profile:' .. ARGV[b]
-  local newest = tonumber(redis.call('HGET', key, 'scored_event_ts') or '0')
-  if tonumber(ARGV[b + 4]) >= newest then
-    redis.call('HSET', key, 'churn_score', ARGV[b + 1], 'model_version', ARGV[b + 2],
-               'scored_at', ARGV[b + 3], 'scored_event_ts', ARGV[b + 4])
-    written = written + 1
-  end
-end
-return written
-"""
+# The Lua scripts, next to this module: counters and dedup marks (see apply_events.lua for
+# how a redelivery is told from a duplicate), and scores guarded by event time.
+APPLY_EVENTS_SCRIPT = resources.files("streamer.store").joinpath("apply_events.lua").read_text()
+WRITE_SCORES_SCRIPT = resources.files("streamer.store").joinpath("write_scores.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +93,8 @@ class RedisProfileStore:
     def __init__(self, client: aioredis.Redis, dedup_window_s: int) -> None:
         self._client = client
         self._dedup_window_s = dedup_window_s
-        self._apply = client.register_script(_APPLY_EVENTS)
-        self._scores = client.register_script(_WRITE_SCORES)
+        self._apply = client.register_script(APPLY_EVENTS_SCRIPT)
+        self._scores = client.register_script(WRITE_SCORES_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, dedup_window_s: int) -> RedisProfileStore:

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from models.registry import ModelRegistry
 from streamer.connections import librdkafka_config, redis_client_options
 from streamer.serving.models import ModelHolder
-from streamer.store.profiles import RedisProfileStore
+from streamer.store.profiles import EventUpdate, RedisProfileStore, ScoreUpdate
 from streamer.worker import metrics
 from streamer.worker.app import app, settings
 from streamer.worker.faust_patches.transactions import StaleBatch, commit_gate, fence
@@ -67,6 +67,8 @@ class Runtime(Service):
 
     def __post_init__(self) -> None:
         self._profiles: RedisProfileStore | None = None
+        # What the agents use: every call retried while Redis is away.
+        self.store = RetryingProfileStore(self)
         self.models = ModelHolder(ModelRegistry(settings.models.registry))
         self.store_healthy = False
         self._started_event = asyncio.Event()
@@ -225,6 +227,25 @@ class Runtime(Service):
                 self.store_healthy = True
             except RETRYABLE:
                 self.store_healthy = False
+
+
+class RetryingProfileStore:
+    """The worker's `ProfileStore`: Redis, each call run through `Runtime.call_store`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def apply_events(self, updates: Sequence[EventUpdate]) -> list[dict[str, str] | None]:
+        runtime = self._runtime
+        return await runtime.call_store(lambda: runtime.profiles.apply_events(updates))
+
+    async def write_scores(self, scores: Sequence[ScoreUpdate]) -> int:
+        runtime = self._runtime
+        return await runtime.call_store(lambda: runtime.profiles.write_scores(scores))
+
+    async def get_profile(self, customer_id: str) -> dict[str, str] | None:
+        runtime = self._runtime
+        return await runtime.call_store(lambda: runtime.profiles.get_profile(customer_id))
 
 
 def hold_back(batch: Sequence[EventT]) -> None:

@@ -1,9 +1,8 @@
 """Faust tables of page views.
 
-Per-page counts are keyed `"{partition}:{page}"`: each entry then belongs to exactly one
-partition of `customer-events-enriched`, the one whose changelog holds it, and no
-repartition topic is needed (a `group_by(page)` would add a full topic round trip per
-event). A page's count is the sum over partitions; `streamer.worker.web` sums across workers.
+Per-page counts are keyed `"{partition}:{page}"` (`streamer.worker.stages.counting.page_key`
+says why); a page's count is the sum over partitions, which `streamer.worker.web` gathers
+across workers.
 """
 
 from __future__ import annotations
@@ -33,14 +32,3 @@ page_views_windowed = _counts(
     "page-views-windowed", "Page views per partition and page, in tumbling windows"
 ).tumbling(settings.worker.page_window, expires=settings.worker.page_window_expires)
 customer_page_views = _counts("customer-page-views", "Page views per customer")
-
-
-def page_key(partition: int, page: str) -> str:
-    """Table key of a page's count on one partition."""
-    return f"{partition}:{page}"
-
-
-def split_page_key(key: str) -> tuple[int, str]:
-    """(partition, page) of a table key."""
-    partition, _, page = key.partition(":")
-    return int(partition), page

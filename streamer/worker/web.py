@@ -27,12 +27,8 @@ from streamer.worker.activity import activity
 from streamer.worker.app import app, settings
 from streamer.worker.channels import enriched_events
 from streamer.worker.runtime import RETRYABLE, runtime, tables_recovered
-from streamer.worker.tables import (
-    customer_page_views,
-    page_views_total,
-    page_views_windowed,
-    split_page_key,
-)
+from streamer.worker.stages.counting import split_page_key
+from streamer.worker.tables import customer_page_views, page_views_total, page_views_windowed
 from topics.events import utc_now_ms
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from models.registry import LoadedModel, ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
 from streamer.serving.models import ScoreCache, ServingModels, routes_to_challenger
-from streamer.settings import Settings
-from streamer.worker.agents import prediction
+from streamer.settings import ChallengerSettings
+from streamer.worker.stages import prediction
+from streamer.worker.stages.prediction import ChallengerPolicy
 
 
 class CountingModel:
@@ -45,23 +46,27 @@ def _batch(n: int = 2000) -> tuple[np.ndarray, list[str]]:
     return feature_matrix(customers), [str(c["customer_id"]) for c in customers]
 
 
-def _use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(prediction, "settings", Settings.from_env(env_file=None))
+def _challenger_settings(**env: str) -> ChallengerSettings:
+    """The challenger group as read from these environment variables (and nothing else)."""
+    fields = {
+        name.removeprefix("STREAMER_CHALLENGER_").lower(): value for name, value in env.items()
+    }
+    return ChallengerSettings(_env_file=None, **fields)  # type: ignore[call-arg, arg-type]
+
+
+def _policy(**env: str) -> ChallengerPolicy:
+    challenger = _challenger_settings(**env)
+    return ChallengerPolicy(challenger.mode, challenger.share)
 
 
 def test_split_sends_the_hashed_share_to_the_challenger(
-    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+    models: tuple[LoadedModel, LoadedModel],
 ) -> None:
-    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="split")
+    policy = _policy(STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="split")
     champion, challenger = CountingModel(models[0]), CountingModel(models[1])
     matrix, ids = _batch()
-    served, shadow = prediction.score_batch(
-        ServingModels(champion, challenger),  # type: ignore[arg-type]
-        matrix,
-        ids,
-    )
+    serving = ServingModels(champion, challenger)  # type: ignore[arg-type]
+    served, shadow = prediction.score_batch(serving, matrix, ids, policy)
     assert shadow is None
     assert (champion.calls, challenger.calls) == (1, 1)  # one call per model per batch
     by_role = {part.role: part for part in served}
@@ -74,33 +79,25 @@ def test_split_sends_the_hashed_share_to_the_challenger(
     assert 0.25 < share < 0.35
 
 
-def test_shadow_scores_every_event_with_both(
-    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="shadow")
+def test_shadow_scores_every_event_with_both(models: tuple[LoadedModel, LoadedModel]) -> None:
+    policy = _policy(STREAMER_CHALLENGER_SHARE="0.3", STREAMER_CHALLENGER_MODE="shadow")
     champion, challenger = CountingModel(models[0]), CountingModel(models[1])
     matrix, ids = _batch(300)
-    served, shadow = prediction.score_batch(
-        ServingModels(champion, challenger),  # type: ignore[arg-type]
-        matrix,
-        ids,
-    )
+    serving = ServingModels(champion, challenger)  # type: ignore[arg-type]
+    served, shadow = prediction.score_batch(serving, matrix, ids, policy)
     assert [(part.role, len(part.rows)) for part in served] == [("champion", 300)]
     assert shadow is not None and (shadow.role, len(shadow.rows)) == ("challenger", 300)
     assert shadow.model is challenger and (champion.calls, challenger.calls) == (1, 1)
 
 
 def test_without_a_challenger_the_champion_scores_everything(
-    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
+    models: tuple[LoadedModel, LoadedModel],
 ) -> None:
-    _use(monkeypatch, STREAMER_CHALLENGER_SHARE="1.0")
+    policy = _policy(STREAMER_CHALLENGER_SHARE="1.0")
     champion = CountingModel(models[0])
     matrix, ids = _batch(100)
-    served, shadow = prediction.score_batch(
-        ServingModels(champion, None),  # type: ignore[arg-type]
-        matrix,
-        ids,
-    )
+    serving = ServingModels(champion, None)  # type: ignore[arg-type]
+    served, shadow = prediction.score_batch(serving, matrix, ids, policy)
     assert shadow is None and [(p.role, len(p.rows)) for p in served] == [("champion", 100)]
 
 
@@ -111,29 +108,23 @@ def test_without_a_challenger_the_champion_scores_everything(
         ({"STREAMER_CHALLENGER_MODE": "canary"}, "'split' or 'shadow'"),
     ],
 )
-def test_bad_challenger_settings_are_refused(
-    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+def test_bad_challenger_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Settings.from_env(env_file=None)
+        _challenger_settings(**env)
 
 
-def test_unchanged_rows_are_served_from_the_cache(
-    models: tuple[LoadedModel, LoadedModel], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _use(monkeypatch, STREAMER_CHALLENGER_MODE="shadow")
+def test_unchanged_rows_are_served_from_the_cache(models: tuple[LoadedModel, LoadedModel]) -> None:
+    policy = _policy(STREAMER_CHALLENGER_MODE="shadow")
     champion, challenger = CountingModel(models[0]), CountingModel(models[1])
     serving = ServingModels(champion, challenger)  # type: ignore[arg-type]
     matrix, ids = _batch(200)
     rows = matrix.tolist()
     cache = ScoreCache()
-    first, first_shadow = prediction.score_batch(serving, rows, ids, cache)
+    first, first_shadow = prediction.score_batch(serving, rows, ids, policy, cache)
     assert (first[0].cached, champion.calls, challenger.calls) == (0, 1, 1)
 
     # A redelivered batch: same customers, same rows, same models -> no model call at all.
-    again, again_shadow = prediction.score_batch(serving, rows, ids, cache)
+    again, again_shadow = prediction.score_batch(serving, rows, ids, policy, cache)
     assert (again[0].cached, champion.calls, challenger.calls) == (200, 1, 1)
     assert again[0].scores == first[0].scores
     assert again_shadow is not None and first_shadow is not None
@@ -141,14 +132,14 @@ def test_unchanged_rows_are_served_from_the_cache(
 
     # One customer's profile moved on: only that row goes to the model.
     rows[7] = [*rows[7][:-1], rows[7][-1] + 1]
-    moved, _ = prediction.score_batch(serving, rows, ids, cache)
+    moved, _ = prediction.score_batch(serving, rows, ids, policy, cache)
     assert (moved[0].cached, champion.calls, champion.rows_scored) == (199, 2, 201)
     expected = models[0].score(np.asarray([rows[7]]))[0]
     assert moved[0].scores[7] == expected
 
     # A new champion version invalidates every entry.
     other = CountingModel(models[1])
-    swapped, _ = prediction.score_batch(ServingModels(other, None), rows, ids, cache)  # type: ignore[arg-type]
+    swapped, _ = prediction.score_batch(ServingModels(other, None), rows, ids, policy, cache)  # type: ignore[arg-type]
     assert (swapped[0].cached, other.calls) == (0, 1)
 
 

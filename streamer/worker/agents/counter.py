@@ -1,36 +1,23 @@
-"""Page-view counter agent: counts first-seen page views per page (total and windowed)
-and per customer, from `customer-events-enriched` (already free of duplicates).
-
-A batch's counts are summed first, so a busy page costs one table write per batch
-rather than one per view.
-"""
+"""Page-view counter agent: `customer-events-enriched` in micro-batches through
+`stages.counting`, into the worker's page-view tables."""
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from collections.abc import Sequence
-from typing import Final
 
-import orjson
 from faust.types import EventT, StreamT
 
-from streamer.worker import metrics
 from streamer.worker.agents.batching import micro_batches
 from streamer.worker.app import app, settings
 from streamer.worker.channels import enriched_events
 from streamer.worker.deadletter import send_dead_letter
-from streamer.worker.event_context import acting_as
-from streamer.worker.faust_patches.transactions import fence
 from streamer.worker.runtime import run_batches, runtime
-from streamer.worker.tables import (
-    customer_page_views,
-    page_key,
-    page_views_total,
-    page_views_windowed,
-)
+from streamer.worker.stages import counting
+from streamer.worker.tables import customer_page_views, page_views_total, page_views_windowed
 
-STAGE: Final = "counting"
+TABLES = counting.PageViewTables(
+    total=page_views_total, windowed=page_views_windowed, per_customer=customer_page_views
+)
 
 
 async def count_page_views(stream: StreamT[bytes]) -> None:
@@ -55,36 +42,4 @@ def make_room_for_changelogs() -> None:
 
 async def count_batch(batch: Sequence[EventT]) -> None:
     """Sum a batch's page views, then apply one update per table key."""
-    started = time.perf_counter()
-    per_page: Counter[str] = Counter()
-    per_customer: Counter[str] = Counter()
-    # An event of each key's partition: the table writes its changelog there.
-    page_owner: dict[str, EventT] = {}
-    customer_owner: dict[str, EventT] = {}
-    for event in batch:
-        try:
-            data = orjson.loads(event.value)
-            inner = data["event"]
-            if inner["type"] != "page_view":
-                continue
-            key = page_key(event.message.partition, inner["page"])
-            customer = inner["customer_id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            await send_dead_letter(
-                event, f"malformed enriched event: {exc!r}", type(exc).__name__, STAGE
-            )
-            continue
-        per_page[key] += 1
-        per_customer[customer] += 1
-        page_owner[key] = customer_owner[customer] = event
-    # With exactly_once, no table write once a rebalance began: its transaction is aborted.
-    fence.check()
-    for key, views in per_page.items():
-        with acting_as(page_owner[key]):
-            page_views_total[key] += views
-            page_views_windowed[key] += views
-    for customer, views in per_customer.items():
-        with acting_as(customer_owner[customer]):
-            customer_page_views[customer] += views
-    metrics.EVENTS.labels(STAGE, "counted").inc(sum(per_page.values()))
-    metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+    await counting.count(batch, TABLES, send_dead_letter)

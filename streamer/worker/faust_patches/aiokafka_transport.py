@@ -187,12 +187,16 @@ class Producer(faust_aiokafka.Producer):
         transactional_id: str | None = None,
     ) -> Awaitable[RecordMetadata]:
         if transactional_id:
-            track_topic(self._transaction_producers.get(transactional_id), topic)
+            track_topic(self.transaction_producer(transactional_id), topic)
         else:
             track_topic(self._producer, topic)
         return await super().send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
+
+    def transaction_producer(self, transactional_id: str) -> AIOKafkaProducer | None:
+        """The open transaction's producer a send with `transactional_id` goes through."""
+        return self._transaction_producers.get(transactional_id)
 
     def key_partition(self, topic: str, key: bytes) -> TP:
         track_topic(self._producer, topic)

@@ -50,13 +50,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation
-from aiokafka.structs import RecordMetadata
 from faust.exceptions import ProducerSendError
 from faust.stores.memory import Store as MemoryStore
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
@@ -231,7 +231,9 @@ class ProducerBuffer(FaustProducerBuffer):
 
 
 class Producer(aiokafka_transport.Producer):
-    """Our producer; with exactly_once, the buffer above."""
+    """Our producer; with exactly_once, the buffer above. A send into a transaction that is
+    gone (its partition revoked, or never assigned) raises TransactionGone, which the
+    buffer drops quietly, where Faust raised a plain ProducerSendError."""
 
     def __init__(
         self,
@@ -244,6 +246,12 @@ class Producer(aiokafka_transport.Producer):
             buffer = ProducerBuffer(loop=self.loop, beacon=self.beacon)
             buffer.app = self.app
             self.buffer = buffer
+
+    def transaction_producer(self, transactional_id: str) -> AIOKafkaProducer:
+        producer = super().transaction_producer(transactional_id)
+        if producer is None:
+            raise TransactionGone(f"no open transaction {transactional_id}")
+        return producer
 
 
 class ConsumerThread(aiokafka_transport.ConsumerThread):
@@ -296,32 +304,10 @@ class Consumer(aiokafka_transport.Consumer):
 
 
 class TransactionManager(FaustTransactionManager):
-    """Aborts at revocation, keeps producers for assigned partitions only, rebuilds tables."""
+    """Aborts at revocation, keeps producers for assigned partitions only, rebuilds tables.
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: HeadersArg | None,
-        *,
-        transactional_id: str | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        """Faust's send (table changelogs), raising TransactionGone rather than Faust's
-        ProducerSendError when the partition's transaction is gone."""
-        producer = cast(Producer, self.producer)
-        tid = None
-        chosen = self.consumer.key_partition(topic, key, partition)
-        if chosen is not None:
-            group = self.app.assignor.group_for_topic(topic)
-            tid = f"{self.app.conf.id}-{group}-{chosen}"
-            if tid not in producer._transaction_producers:
-                raise TransactionGone(f"no open transaction {tid}")
-        return await producer.send(
-            topic, key, value, chosen, timestamp, headers, transactional_id=tid
-        )
+    Its sends (table changelogs) are Faust's: the transaction of the destination partition,
+    through `Producer`, which refuses one that is gone."""
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         await super().on_partitions_revoked(revoked)
