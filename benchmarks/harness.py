@@ -19,10 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +44,8 @@ from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import train_and_register
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
+from streamer.devstack.processes import ChildExited, ChildNotReady
+from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
@@ -106,37 +105,13 @@ class Figures:
         return data
 
 
-@dataclass
-class Child:
-    """A Faust worker subprocess."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    port: int
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace").splitlines()[-5:]
-            raise BenchError(
-                f"{self.name} exited with code {self.process.returncode} (log {self.log}): "
-                + " | ".join(tail)
-            )
-
-    def stop(self, timeout: float = 5.0) -> None:
-        # Figures are taken before this: a graceful stop only has to release the group.
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def check_alive(worker: WorkerProcess) -> None:
+    """Fail the run, naming the log, if a contender's worker has exited."""
+    if worker.returncode is not None:
+        raise BenchError(
+            f"{worker.name} exited with code {worker.returncode} (log {worker.log}): "
+            + " | ".join(worker.log_tail(5).splitlines())
+        )
 
 
 class Bench:
@@ -159,7 +134,7 @@ class Bench:
             kafka_config={"group.initial.rebalance.delay.ms": "3000"},
         )
         self.registry = config.workdir / "registry"
-        self.children: list[Child] = []
+        self.children: list[WorkerProcess] = []
         self.backlog: list[tuple[bytes, bytes]] = []
         self._customers: list[dict[str, str | int | float]] = []
 
@@ -266,53 +241,35 @@ class Bench:
         env.update(extra)
         return env
 
-    def start_worker(self, name: str, app_module: str, env: dict[str, str]) -> Child:
-        port = free_port()
-        log = self.config.workdir / f"{name}.log"
+    def start_worker(self, name: str, app_module: str, env: dict[str, str]) -> WorkerProcess:
         data_dir = self.config.workdir / "data" / name
         data_dir.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    app_module,
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(port),
-                    "--web-host",
-                    "127.0.0.1",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**env, "STREAMER_DATA_DIR": str(data_dir), "PYTHONPATH": _import_root()},
-                cwd=self.config.workdir,
-            )
-        child = Child(name, process, log, port)
-        self.children.append(child)
-        return child
+        worker = start_worker(
+            {**env, "PYTHONPATH": _import_root()},
+            free_port(),
+            self.config.workdir / f"{name}.log",
+            data_dir=data_dir,
+            app=app_module,
+            cwd=self.config.workdir,
+            name=name,
+        )
+        self.children.append(worker)
+        return worker
 
-    def wait_ready(self, child: Child) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            child.check_alive()
-            try:
-                url = f"http://127.0.0.1:{child.port}/ready"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise BenchError(f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s (log {child.log})")
+    def wait_ready(self, worker: WorkerProcess) -> None:
+        try:
+            worker.wait_ready(READY_TIMEOUT_S)
+        except ChildExited:
+            check_alive(worker)  # it has exited: raises with its exit code and log
+        except ChildNotReady:
+            raise BenchError(
+                f"{worker.name} not ready after {READY_TIMEOUT_S:.0f}s (log {worker.log})"
+            ) from None
 
     def stop_all(self) -> None:
+        # Figures are taken before this: a graceful stop only has to release the group.
         for child in self.children:
-            child.stop()
+            child.stop(5.0)
         self.children.clear()
 
     def close(self) -> None:
@@ -323,7 +280,7 @@ class Bench:
         self,
         done: Callable[[], int],
         expected: int,
-        children: list[Child],
+        children: list[WorkerProcess],
         cap_s: float | None = None,
         what: str = "events",
     ) -> None:
@@ -345,7 +302,7 @@ class Bench:
             if now > deadline:
                 raise BenchError(f"only {count:,} of {expected:,} {what} completed in time")
             for child in children:
-                child.check_alive()
+                check_alive(child)
             if now - last_report >= 5:
                 self.say(f"  {count:,} / {expected:,} {what}")
                 last_report = now

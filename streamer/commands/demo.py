@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -21,7 +19,9 @@ from models.synthetic import generate_customers
 from models.train import train_and_register
 from streamer.commands.dev import broker_option, start_stack, write_stack_env
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
+from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.traffic import default_generator, run_traffic
+from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.settings import STACK_ENV_FILE
 from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
@@ -29,23 +29,6 @@ from topics.producer import EventProducer
 
 READY_TIMEOUT_S = 120.0
 DEMO_DIR = Path(".streamer")
-
-
-def wait_until_ready(base_url: str, worker: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll /ready until 200; fail with the worker log's tail if it dies or times out."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            raise click.ClickException("worker exited during start:\n" + "\n".join(tail))
-        try:
-            with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise click.ClickException(f"worker not ready after {READY_TIMEOUT_S:.0f}s; see {log}")
 
 
 def fetch_summary(base_url: str) -> dict[str, object]:
@@ -93,7 +76,7 @@ def demo(
     signal.signal(signal.SIGTERM, _interrupt)
     stack = EmbeddedStack(workdir=DEMO_DIR / "stack", broker=broker)
     start_stack(stack)
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     producer: EventProducer | None = None
     stopping = threading.Event()
     try:
@@ -116,38 +99,29 @@ def demo(
         loaded = asyncio.run(_load_profiles(stack.redis_url, people))
         click.echo(f"loaded {loaded:,} customer profiles")
 
-        port = web_port or free_port()
         log = DEMO_DIR / "worker.log"
-        env = {
-            **os.environ,
-            "KAFKA_BROKER": stack.kafka_broker,
-            "REDIS_URL": stack.redis_url,
-            "MODEL_REGISTRY": str(registry_root),
-        }
-        with log.open("wb") as log_file:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    "streamer.app",
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(port),
-                    "--web-host",
-                    "127.0.0.1",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        base = f"http://127.0.0.1:{port}"
+        log.write_bytes(b"")  # this run's output only
+        worker = start_worker(
+            {
+                "KAFKA_BROKER": stack.kafka_broker,
+                "REDIS_URL": stack.redis_url,
+                "MODEL_REGISTRY": str(registry_root),
+            },
+            web_port or free_port(),
+            log,
+        )
+        base = worker.base_url
         click.echo(f"starting a worker (log: {log}) ...")
-        wait_until_ready(base, worker, log)
+        try:
+            worker.wait_ready(READY_TIMEOUT_S, interval=0.5)
+        except ChildExited:
+            raise click.ClickException(
+                "worker exited during start:\n" + worker.log_tail(15)
+            ) from None
+        except ChildNotReady:
+            raise click.ClickException(
+                f"worker not ready after {READY_TIMEOUT_S:.0f}s; see {log}"
+            ) from None
         click.echo("")
         click.echo(f"  dashboard   {base}/dashboard")
         click.echo(f"  page views  {base}/api/page-views")
@@ -195,12 +169,8 @@ def demo(
             # Released before the broker stops, or its client logs reconnect failures.
             producer.flush(5)
             producer = None
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            worker.stop(30)
         stack.stop()
         STACK_ENV_FILE.unlink(missing_ok=True)
 
