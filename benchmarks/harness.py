@@ -50,6 +50,7 @@ from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms
+from topics.producer import keyed_producer
 
 READY_TIMEOUT_S = 120.0
 LIVE_WARMUP_EVENTS = 200
@@ -190,13 +191,9 @@ class Bench:
         ensure_topics(self.stack.kafka_broker, prefix, self.config.partitions)
 
     def produce(self, topic: str, messages: list[tuple[bytes, bytes]], linger_ms: int = 20) -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.stack.bootstrap_servers,
-                "partitioner": "murmur2_random",  # Faust's key-to-partition mapping
-                "linger.ms": linger_ms,
-                "queue.buffering.max.messages": 1_000_000,
-            }
+        producer = keyed_producer(
+            self.stack.bootstrap_servers,
+            {"linger.ms": linger_ms, "queue.buffering.max.messages": 1_000_000},
         )
         for key, value in messages:
             while True:
@@ -445,13 +442,8 @@ class Bench:
         reader.start()
         child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, redis_db))
         generator = EventGenerator(self._customers, seed=seed)
-        producer = Producer(
-            {
-                "bootstrap.servers": self.stack.bootstrap_servers,
-                "partitioner": "murmur2_random",
-                "linger.ms": 1,  # low: the producer's wait counts in the latency
-            }
-        )
+        # A low linger: the producer's wait counts in the latency.
+        producer = keyed_producer(self.stack.bootstrap_servers, {"linger.ms": 1})
         sampler = ProcessSampler([child.pid])
         try:
             self.wait_ready(child)

@@ -19,7 +19,6 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -27,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamer.devstack import EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.worker import WorkerProcess, start_worker
+from topics.producer import keyed_producer
 
 WORKER_READY_TIMEOUT_S = 90.0
 
@@ -151,9 +151,7 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
 def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Publish raw (key, value) pairs, murmur2-partitioned like Java clients and Faust."""
     ensure_topic(bootstrap, topic)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
-    )
+    producer = keyed_producer(bootstrap, {"linger.ms": 5})
     failures: list[str] = []
 
     def report(error: KafkaError | None, _message: Message) -> None:

@@ -22,7 +22,6 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka import Message as KafkaMessage
@@ -30,6 +29,7 @@ from confluent_kafka import Message as KafkaMessage
 from streamer.commands.common import load_settings
 from streamer.settings import Settings
 from topics.catalogue import DEAD_LETTERS, bootstrap_servers
+from topics.producer import keyed_producer
 
 STAGES = ("validation", "enrichment", "counting", "prediction")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -323,16 +323,14 @@ def replay(
 
 
 def _publish(settings: Settings, items: list[tuple[DeadLetterEntry, str, bytes]]) -> list[str]:
-    producer = Producer(
+    producer = keyed_producer(
+        settings.kafka_broker,
         {
-            "bootstrap.servers": bootstrap_servers(settings.kafka_broker),
             "enable.idempotence": True,
             "linger.ms": 5,
-            # Same key-to-partition mapping as Faust and the event producer.
-            "partitioner": "murmur2_random",
             "log_level": 0,
             **settings.kafka_client_config(),
-        }
+        },
     )
     failures: list[str] = []
 
