@@ -43,10 +43,10 @@ from benchmarks.measure import (
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import train_and_register
+from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.worker import WorkerProcess, start_worker
-from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms
@@ -167,7 +167,9 @@ class Bench:
         self.say(f"generated {cfg.customers:,} customers and {cfg.events:,} events")
         # Redis databases: 1 = pipeline (1 worker), 2 = pipeline (N workers),
         # 3 = textbook, 4 = pipeline live at half, 5 = pipeline live at a quarter.
-        asyncio.run(self._load_profiles([1, 2, 3, 4, 5]))
+        for db in (1, 2, 3, 4, 5):
+            redis_url = f"redis://127.0.0.1:{self.stack.redis_port}/{db}"
+            load_profiles(redis_url, self._customers, chunk=5000)
         self.say(f"loaded {cfg.customers:,} profiles into each of 5 Redis databases")
         for prefix in ("bench1-", "bench2-"):
             self.create_topics(prefix)
@@ -176,16 +178,6 @@ class Bench:
         self.create_topics("bench-live-")
         self.create_topics("bench-live-quarter-")
         self.say(f"produced the backlog of {cfg.events:,} events to bench1-/bench2- topics")
-
-    async def _load_profiles(self, dbs: list[int]) -> None:
-        for db in dbs:
-            store = RedisProfileStore.from_url(
-                f"redis://127.0.0.1:{self.stack.redis_port}/{db}", dedup_window_s=3600
-            )
-            try:
-                await store.load_profiles(self._customers, chunk=5000)
-            finally:
-                await store.close()
 
     def create_topics(self, prefix: str) -> None:
         ensure_topics(self.stack.kafka_broker, prefix, self.config.partitions)

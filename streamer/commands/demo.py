@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -18,12 +17,12 @@ from models.registry import ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
 from streamer.commands.dev import broker_option, start_stack, write_stack_env
+from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.traffic import default_generator, run_traffic
 from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.settings import STACK_ENV_FILE
-from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
 from topics.producer import EventProducer
 
@@ -96,7 +95,7 @@ def demo(
         click.echo(f"serving model {registry.serving_version()} from {registry_root}")
 
         people = generate_customers(customers, seed=7)
-        loaded = asyncio.run(_load_profiles(stack.redis_url, people))
+        loaded = load_profiles(stack.redis_url, people)
         click.echo(f"loaded {loaded:,} customer profiles")
 
         log = DEMO_DIR / "worker.log"
@@ -177,11 +176,3 @@ def demo(
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-async def _load_profiles(redis_url: str, people: list[dict[str, str | int | float]]) -> int:
-    store = RedisProfileStore.from_url(redis_url, dedup_window_s=60)
-    try:
-        return await store.load_profiles(people)
-    finally:
-        await store.close()
