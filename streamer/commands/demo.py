@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -16,6 +15,7 @@ import orjson
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
+from streamer.commands.common import load_settings
 from streamer.commands.dev import broker_option, start_stack, write_stack_env
 from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
@@ -70,7 +70,7 @@ def demo(
     Ctrl-C reaches this process alone (the children run in their own sessions); it then
     stops the traffic, the worker, and last the broker and Redis they need.
     """
-    registry_root = Path(os.environ.get("MODEL_REGISTRY", "./model-registry"))
+    registry_root = load_settings().model_registry
     # SIGTERM stops the demo as Ctrl-C does: through the cleanup below.
     signal.signal(signal.SIGTERM, _interrupt)
     stack = EmbeddedStack(workdir=DEMO_DIR / "stack", broker=broker)
