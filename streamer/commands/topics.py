@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import click
-from confluent_kafka import KafkaException
 
-from streamer.commands.common import load_settings
-from topics.admin import TopicsMissing, ensure_topics
+from streamer.commands.common import ensure_service_topics, load_settings
 
 
 @click.group()
@@ -17,15 +15,5 @@ def topics() -> None:
 @topics.command("create")
 def create() -> None:
     """Create customer-events, -enriched, churn-predictions and the DLQ if missing."""
-    settings = load_settings()
-    try:
-        created = ensure_topics(
-            settings.kafka_broker,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            config=settings.kafka_client_config(),
-        )
-    except (KafkaException, TopicsMissing) as exc:
-        raise click.ClickException(f"KAFKA_BROKER {settings.kafka_broker}: {exc}") from None
+    created = ensure_service_topics(load_settings())
     click.echo(f"created {len(created)} topic(s): {', '.join(created) or 'none (all existed)'}")

@@ -6,11 +6,9 @@ import signal
 from types import FrameType
 
 import click
-from confluent_kafka import KafkaException
 
-from streamer.commands.common import load_settings
+from streamer.commands.common import ensure_service_topics, load_settings
 from streamer.devstack.traffic import default_generator, run_traffic
-from topics.admin import TopicsMissing, ensure_topics
 from topics.producer import EventProducer
 
 
@@ -45,17 +43,8 @@ def produce(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # As the worker does: brokers without auto-creation would refuse every event.
-    try:
-        ensure_topics(
-            settings.kafka_broker,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            config=settings.kafka_client_config(),
-        )
-    except (KafkaException, TopicsMissing) as exc:
-        raise click.ClickException(f"KAFKA_BROKER {settings.kafka_broker}: {exc}") from None
+    # Brokers without auto-creation would refuse every event.
+    ensure_service_topics(settings)
     producer = EventProducer(
         settings.kafka_broker,
         topic_prefix=settings.topic_prefix,
