@@ -12,7 +12,7 @@ import click
 import orjson
 
 from benchmarks.harness import Bench, BenchConfig, BenchError, Figures, machine
-from streamer.commands.dev import broker_option
+from streamer.commands.common import CONTEXT_SETTINGS, broker_option, customers_option
 from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
 
 # Targets from the performance issue: reported, never asserted.
@@ -32,30 +32,27 @@ LABELS = {
 }
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @broker_option
+@customers_option(100_000, help="customer profiles loaded into Redis")
 @click.option(
-    "--customers", type=click.IntRange(min=1), default=100_000, show_default=True,
-    help="customer profiles loaded into Redis",
-)  # fmt: skip
-@click.option(
-    "--events", type=click.IntRange(min=100), default=100_000, show_default=True,
+    "--events", type=click.IntRange(min=100), default=100_000,
     help="events pre-produced to the input topic (the backlog every contender reads)",
 )  # fmt: skip
 @click.option(
-    "--workers", type=click.IntRange(min=2), default=2, show_default=True,
+    "--workers", type=click.IntRange(min=2), default=2,
     help="workers of the multi-worker pipeline run (beside the one-worker run)",
 )  # fmt: skip
 @click.option(
-    "--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+    "--partitions", type=click.IntRange(min=1), default=4,
     help="partitions of every topic (at least --workers)",
 )  # fmt: skip
 @click.option(
-    "--live-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
+    "--live-seconds", type=click.FloatRange(min=1), default=20.0,
     help="duration of each live run (at half and a quarter of the measured maximum rate)",
 )  # fmt: skip
 @click.option(
-    "--textbook-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True,
+    "--textbook-seconds", type=click.FloatRange(min=1), default=30.0,
     help="the textbook baseline stops after this long (it is slow)",
 )  # fmt: skip
 @click.option(
@@ -72,7 +69,7 @@ LABELS = {
 )  # fmt: skip
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/results.json"), show_default=True,
+    default=Path("bench-results/results.json"),
     help="where the JSON figures go (bench-results/ is git-ignored)",
 )  # fmt: skip
 @click.option(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from streamer.commands.common import exit_with_one_line_errors
+from streamer.commands.common import CONTEXT_SETTINGS, exit_with_one_line_errors
 from streamer.commands.dev import dev
 from streamer.commands.dlq import dlq
 from streamer.commands.profiles import profiles
@@ -24,7 +24,7 @@ class OneLineErrors(click.Group):
         exit_with_one_line_errors("streamer", partial(super().main, *args, **kwargs))
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings=CONTEXT_SETTINGS)
 def cli() -> None:
     """Streaming churn prediction: Faust agents over Kafka, profiles in Redis."""
 

@@ -15,8 +15,14 @@ import orjson
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
-from streamer.commands.common import load_settings
-from streamer.commands.dev import broker_option, start_stack, write_stack_env
+from streamer.commands.common import (
+    broker_option,
+    customers_option,
+    duration_option,
+    load_settings,
+    rate_option,
+)
+from streamer.commands.dev import start_stack, write_stack_env
 from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
@@ -41,25 +47,13 @@ def fetch_summary(base_url: str) -> dict[str, object]:
 
 @click.command()
 @broker_option
-@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0),
-    default=300.0,
-    show_default=True,
-    help="events per second",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="stop after this many seconds (default: until Ctrl-C)",
-)
+@customers_option(2000)
+@rate_option(300.0)
+@duration_option
 @click.option(
     "--web-port",
     type=click.IntRange(0, 65535),
     default=6066,
-    show_default=True,
     help="the worker's web port (0 picks a free one)",
 )
 def demo(

@@ -217,14 +217,12 @@ _idle_option = click.option(
     "--idle",
     type=click.FloatRange(min=0.2),
     default=2.0,
-    show_default=True,
     help="stop reading after this many seconds without a new record",
 )
 _timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=120.0,
-    show_default=True,
     help="stop reading after this many seconds in all",
 )
 
@@ -241,7 +239,6 @@ def dlq() -> None:
     "--limit",
     type=click.IntRange(min=1),
     default=50,
-    show_default=True,
     help="show at most this many, the newest",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")

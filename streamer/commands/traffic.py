@@ -7,20 +7,20 @@ from types import FrameType
 
 import click
 
-from streamer.commands.common import ensure_service_topics, load_settings
+from streamer.commands.common import (
+    customers_option,
+    duration_option,
+    ensure_service_topics,
+    load_settings,
+    rate_option,
+)
 from streamer.devstack.traffic import default_generator, run_traffic
 from topics.producer import EventProducer
 
 
 @click.command()
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0),
-    default=500.0,
-    show_default=True,
-    help="events per second (0: as fast as possible)",
-)
-@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@rate_option(500.0)
+@customers_option(2000)
 @click.option(
     "--events",
     "total",
@@ -28,7 +28,7 @@ from topics.producer import EventProducer
     default=None,
     help="stop after this many events",
 )
-@click.option("--duration", type=click.FloatRange(min=0), default=None, help="stop after seconds")
+@duration_option
 @click.option("--seed", type=int, default=None, help="fixed seed for reproducible traffic")
 def produce(
     rate: float, customers: int, total: int | None, duration: float | None, seed: int | None

@@ -11,6 +11,7 @@ from models.metadata import ModelMetadata
 from models.registry import ModelRegistry, RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
 from models.train import TrainingDataError, train_and_register
+from streamer.commands.common import customers_option
 
 DEFAULT_TRIALS = 20
 
@@ -22,14 +23,10 @@ DEFAULT_TRIALS = 20
     default=None,
     help="Labelled CSV or Parquet file (see the README for columns); default: synthetic.",
 )
-@click.option(
-    "--customers",
-    type=click.IntRange(min=100),
-    default=20000,
-    show_default=True,
-    help="Synthetic customers to generate when --data is not given.",
+@customers_option(
+    20000, minimum=100, help="Synthetic customers to generate when --data is not given."
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--seed", type=int, default=7, help="Random seed.")
 @click.option("--author", default=None, help="Recorded author [default: $MODEL_AUTHOR or login].")
 @click.option(
     "--search",
