@@ -5,15 +5,18 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+from click.decorators import FC
 
-from benchmarks.harness import Bench, BenchConfig, BenchError, Figures, machine
+from benchmarks.harness import WORKER_SETTINGS, Bench, BenchConfig, BenchError, Figures, machine
 from streamer.commands.common import CONTEXT_SETTINGS, broker_option, customers_option
-from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
+from streamer.devstack import EmbeddedStack, StackError
 
 # Targets from the performance issue: reported, never asserted.
 TARGET_OVER_FLOOR = 0.5
@@ -30,6 +33,17 @@ LABELS = {
     "pipeline_half_rate": "pipeline, 1 worker, live @ half max",
     "pipeline_quarter_rate": "pipeline, 1 worker, live @ quarter max",
 }
+
+
+def worker_setting_option(field: str, type: click.ParamType, scope: str) -> Callable[[FC], FC]:
+    """--FIELD: a worker setting the contenders' workers get instead of their default."""
+    variable = WORKER_SETTINGS[field]
+    return click.option(
+        "--" + field.replace("_", "-"),
+        type=type,
+        default=None,
+        help=f"{variable} {scope} (default: the worker's)",
+    )
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -55,18 +69,11 @@ LABELS = {
     "--textbook-seconds", type=click.FloatRange(min=1), default=30.0,
     help="the textbook baseline stops after this long (it is slow)",
 )  # fmt: skip
-@click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None,
-    help="STREAMER_BATCH_SIZE for the pipeline and floor (default: the worker's)",
-)  # fmt: skip
-@click.option(
-    "--batch-within", type=click.FloatRange(min=0, min_open=True), default=None,
-    help="STREAMER_BATCH_WITHIN seconds (default: the worker's)",
-)  # fmt: skip
-@click.option(
-    "--fetch-max-wait", type=click.FloatRange(min=0, min_open=True, max=1.5), default=None,
-    help="STREAMER_FETCH_MAX_WAIT seconds for the pipeline (default: the worker's)",
-)  # fmt: skip
+@worker_setting_option("batch_size", click.IntRange(min=1), "for the pipeline and floor")
+@worker_setting_option("batch_within", click.FloatRange(min=0, min_open=True), "seconds")
+@worker_setting_option(
+    "fetch_max_wait", click.FloatRange(min=0, min_open=True, max=1.5), "seconds for the pipeline"
+)
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path),
     default=Path("bench-results/results.json"),
@@ -76,21 +83,10 @@ LABELS = {
     "--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="keep logs and scratch files here (default: a temporary folder, removed on success)",
 )  # fmt: skip
-def bench(
-    broker: BrokerChoice,
-    customers: int,
-    events: int,
-    workers: int,
-    partitions: int,
-    live_seconds: float,
-    textbook_seconds: float,
-    batch_size: int | None,
-    batch_within: float | None,
-    fetch_max_wait: float | None,
-    output: Path,
-    workdir: Path | None,
-) -> None:
+def bench(output: Path, workdir: Path | None, **options: Any) -> None:
     """Benchmark the pipeline against Faust's floor, a textbook baseline and raw aiokafka."""
+    # Every option but --output and --workdir is the BenchConfig field of its name.
+    workers, partitions = options["workers"], options["partitions"]
     if partitions < workers:
         raise click.BadParameter(
             f"--partitions ({partitions}) must be at least --workers ({workers})"
@@ -99,19 +95,7 @@ def bench(
     folder = Path(tempfile.mkdtemp(prefix="streamer-bench-")) if workdir is None else workdir
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    config = BenchConfig(
-        customers=customers,
-        events=events,
-        workers=workers,
-        partitions=partitions,
-        live_seconds=live_seconds,
-        textbook_seconds=textbook_seconds,
-        batch_size=batch_size,
-        batch_within=batch_within,
-        fetch_max_wait=fetch_max_wait,
-        workdir=folder,
-        broker=broker,
-    )
+    config = BenchConfig(workdir=folder, **options)
     started = time.monotonic()
     runner = Bench(config, lambda line: click.echo(line, err=True))
     results: dict[str, Figures] = {}
@@ -174,18 +158,7 @@ def build_report(
         "broker": stack.broker_name,
         "broker_kind": stack.broker_kind,
         "broker_reason": stack.broker_reason,
-        "config": {
-            "customers": config.customers,
-            "events": config.events,
-            "workers": config.workers,
-            "partitions": config.partitions,
-            "live_seconds": config.live_seconds,
-            "textbook_seconds": config.textbook_seconds,
-            "batch_size": config.batch_size,
-            "batch_within": config.batch_within,
-            "fetch_max_wait": config.fetch_max_wait,
-            "broker": config.broker,
-        },
+        "config": {k: v for k, v in asdict(config).items() if k != "workdir"},
         "machine": machine(),
         "wall_seconds": round(wall, 1),
         "contenders": {name: figures.as_json() for name, figures in results.items()},

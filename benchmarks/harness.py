@@ -57,6 +57,14 @@ LIVE_WARMUP_EVENTS = 200
 MODEL_TRAINING_CUSTOMERS = 5000
 
 
+# BenchConfig fields that, when set, override a worker setting in every contender.
+WORKER_SETTINGS = {
+    "batch_size": "STREAMER_BATCH_SIZE",
+    "batch_within": "STREAMER_BATCH_WITHIN",
+    "fetch_max_wait": "STREAMER_FETCH_MAX_WAIT",
+}
+
+
 class BenchError(RuntimeError):
     """The benchmark could not complete; the message says which step and where the logs are."""
 
@@ -221,12 +229,10 @@ class Bench:
             # worker then never joins, so there the worker's defaults apply.
             env["STREAMER_SESSION_TIMEOUT"] = "4"
             env["STREAMER_REBALANCE_TIMEOUT"] = "3"
-        if cfg.batch_size is not None:
-            env["STREAMER_BATCH_SIZE"] = str(cfg.batch_size)
-        if cfg.batch_within is not None:
-            env["STREAMER_BATCH_WITHIN"] = str(cfg.batch_within)
-        if cfg.fetch_max_wait is not None:
-            env["STREAMER_FETCH_MAX_WAIT"] = str(cfg.fetch_max_wait)
+        for name, variable in WORKER_SETTINGS.items():
+            value = getattr(cfg, name)
+            if value is not None:
+                env[variable] = str(value)
         env.update(extra)
         return env
 
