@@ -15,20 +15,16 @@ import faust
 from faust.types import StreamT
 
 from streamer.settings import get_settings
+from streamer.worker.app import faust_app_options
 
 settings = get_settings()
 
+# Stock faust.App, none of the worker's transport fixes, on the worker's settings.
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "bench-floor"),
-    broker=settings.kafka_broker,
-    store="memory://",
-    topic_partitions=settings.topic_partitions,
+    **faust_app_options(settings),
     key_serializer="raw",
     value_serializer="raw",
-    datadir=str(settings.data_dir),
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
 )
 
 source = app.topic(
