@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
-import click
+from functools import partial
 
 from benchmarks.command import bench
+from streamer.commands.common import exit_with_one_line_errors
 
 
 def main() -> None:
-    try:
-        bench.main(prog_name="python -m benchmarks", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("benchmarks: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        click.echo(f"benchmarks: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+    run = partial(bench.main, prog_name="python -m benchmarks", standalone_mode=False)
+    exit_with_one_line_errors("benchmarks", run)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,18 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+from click.decorators import FC
 
-from benchmarks.harness import Bench, BenchConfig, BenchError, Figures, machine
-from streamer.commands.dev import broker_option
-from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
+from benchmarks.harness import WORKER_SETTINGS, Bench, BenchConfig, BenchError, Figures, machine
+from streamer.commands.common import CONTEXT_SETTINGS, broker_option, customers_option
+from streamer.devstack import EmbeddedStack, StackError
 
 # Targets from the performance issue: reported, never asserted.
 TARGET_OVER_FLOOR = 0.5
@@ -32,68 +35,58 @@ LABELS = {
 }
 
 
-@click.command()
+def worker_setting_option(field: str, type: click.ParamType, scope: str) -> Callable[[FC], FC]:
+    """--FIELD: a worker setting the contenders' workers get instead of their default."""
+    variable = WORKER_SETTINGS[field]
+    return click.option(
+        "--" + field.replace("_", "-"),
+        type=type,
+        default=None,
+        help=f"{variable} {scope} (default: the worker's)",
+    )
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
 @broker_option
+@customers_option(100_000, help="customer profiles loaded into Redis")
 @click.option(
-    "--customers", type=click.IntRange(min=1), default=100_000, show_default=True,
-    help="customer profiles loaded into Redis",
-)  # fmt: skip
-@click.option(
-    "--events", type=click.IntRange(min=100), default=100_000, show_default=True,
+    "--events", type=click.IntRange(min=100), default=100_000,
     help="events pre-produced to the input topic (the backlog every contender reads)",
 )  # fmt: skip
 @click.option(
-    "--workers", type=click.IntRange(min=2), default=2, show_default=True,
+    "--workers", type=click.IntRange(min=2), default=2,
     help="workers of the multi-worker pipeline run (beside the one-worker run)",
 )  # fmt: skip
 @click.option(
-    "--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+    "--partitions", type=click.IntRange(min=1), default=4,
     help="partitions of every topic (at least --workers)",
 )  # fmt: skip
 @click.option(
-    "--live-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
+    "--live-seconds", type=click.FloatRange(min=1), default=20.0,
     help="duration of each live run (at half and a quarter of the measured maximum rate)",
 )  # fmt: skip
 @click.option(
-    "--textbook-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True,
+    "--textbook-seconds", type=click.FloatRange(min=1), default=30.0,
     help="the textbook baseline stops after this long (it is slow)",
 )  # fmt: skip
-@click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None,
-    help="STREAMER_BATCH_SIZE for the pipeline and floor (default: the worker's)",
-)  # fmt: skip
-@click.option(
-    "--batch-within", type=click.FloatRange(min=0, min_open=True), default=None,
-    help="STREAMER_BATCH_WITHIN seconds (default: the worker's)",
-)  # fmt: skip
-@click.option(
-    "--fetch-max-wait", type=click.FloatRange(min=0, min_open=True, max=1.5), default=None,
-    help="STREAMER_FETCH_MAX_WAIT seconds for the pipeline (default: the worker's)",
-)  # fmt: skip
+@worker_setting_option("batch_size", click.IntRange(min=1), "for the pipeline and floor")
+@worker_setting_option("batch_within", click.FloatRange(min=0, min_open=True), "seconds")
+@worker_setting_option(
+    "fetch_max_wait", click.FloatRange(min=0, min_open=True, max=1.5), "seconds for the pipeline"
+)
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/results.json"), show_default=True,
+    default=Path("bench-results/results.json"),
     help="where the JSON figures go (bench-results/ is git-ignored)",
 )  # fmt: skip
 @click.option(
     "--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="keep logs and scratch files here (default: a temporary folder, removed on success)",
 )  # fmt: skip
-def bench(
-    broker: BrokerChoice,
-    customers: int,
-    events: int,
-    workers: int,
-    partitions: int,
-    live_seconds: float,
-    textbook_seconds: float,
-    batch_size: int | None,
-    batch_within: float | None,
-    fetch_max_wait: float | None,
-    output: Path,
-    workdir: Path | None,
-) -> None:
+def bench(output: Path, workdir: Path | None, **options: Any) -> None:
     """Benchmark the pipeline against Faust's floor, a textbook baseline and raw aiokafka."""
+    # Every option but --output and --workdir is the BenchConfig field of its name.
+    workers, partitions = options["workers"], options["partitions"]
     if partitions < workers:
         raise click.BadParameter(
             f"--partitions ({partitions}) must be at least --workers ({workers})"
@@ -102,19 +95,7 @@ def bench(
     folder = Path(tempfile.mkdtemp(prefix="streamer-bench-")) if workdir is None else workdir
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    config = BenchConfig(
-        customers=customers,
-        events=events,
-        workers=workers,
-        partitions=partitions,
-        live_seconds=live_seconds,
-        textbook_seconds=textbook_seconds,
-        batch_size=batch_size,
-        batch_within=batch_within,
-        fetch_max_wait=fetch_max_wait,
-        workdir=folder,
-        broker=broker,
-    )
+    config = BenchConfig(workdir=folder, **options)
     started = time.monotonic()
     runner = Bench(config, lambda line: click.echo(line, err=True))
     results: dict[str, Figures] = {}
@@ -177,18 +158,7 @@ def build_report(
         "broker": stack.broker_name,
         "broker_kind": stack.broker_kind,
         "broker_reason": stack.broker_reason,
-        "config": {
-            "customers": config.customers,
-            "events": config.events,
-            "workers": config.workers,
-            "partitions": config.partitions,
-            "live_seconds": config.live_seconds,
-            "textbook_seconds": config.textbook_seconds,
-            "batch_size": config.batch_size,
-            "batch_within": config.batch_within,
-            "fetch_max_wait": config.fetch_max_wait,
-            "broker": config.broker,
-        },
+        "config": {k: v for k, v in asdict(config).items() if k != "workdir"},
         "machine": machine(),
         "wall_seconds": round(wall, 1),
         "contenders": {name: figures.as_json() for name, figures in results.items()},

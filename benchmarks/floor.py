@@ -15,20 +15,16 @@ import faust
 from faust.types import StreamT
 
 from streamer.settings import get_settings
+from streamer.worker.app import faust_app_options
 
 settings = get_settings()
 
+# Stock faust.App, none of the worker's transport fixes, on the worker's settings.
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "bench-floor"),
-    broker=settings.kafka.broker,
-    store="memory://",
-    topic_partitions=settings.topics.partitions,
+    **faust_app_options(settings),
     key_serializer="raw",
     value_serializer="raw",
-    datadir=str(settings.worker.data_dir),
-    broker_session_timeout=settings.worker.session_timeout,
-    broker_rebalance_timeout=settings.worker.rebalance_timeout,
-    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
 )
 
 source = app.topic(

@@ -19,10 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,15 +43,26 @@ from benchmarks.measure import (
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import train_and_register
+from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
-from streamer.store.profiles import RedisProfileStore
+from streamer.devstack.processes import ChildExited, ChildNotReady
+from streamer.devstack.worker import WorkerProcess, start_worker
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms
+from topics.producer import keyed_producer
 
 READY_TIMEOUT_S = 120.0
 LIVE_WARMUP_EVENTS = 200
 MODEL_TRAINING_CUSTOMERS = 5000
+
+
+# BenchConfig fields that, when set, override a worker setting in every contender.
+WORKER_SETTINGS = {
+    "batch_size": "STREAMER_BATCH_SIZE",
+    "batch_within": "STREAMER_BATCH_WITHIN",
+    "fetch_max_wait": "STREAMER_FETCH_MAX_WAIT",
+}
 
 
 class BenchError(RuntimeError):
@@ -106,37 +114,13 @@ class Figures:
         return data
 
 
-@dataclass
-class Child:
-    """A Faust worker subprocess."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    port: int
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace").splitlines()[-5:]
-            raise BenchError(
-                f"{self.name} exited with code {self.process.returncode} (log {self.log}): "
-                + " | ".join(tail)
-            )
-
-    def stop(self, timeout: float = 5.0) -> None:
-        # Figures are taken before this: a graceful stop only has to release the group.
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def check_alive(worker: WorkerProcess) -> None:
+    """Fail the run, naming the log, if a contender's worker has exited."""
+    if worker.returncode is not None:
+        raise BenchError(
+            f"{worker.name} exited with code {worker.returncode} (log {worker.log}): "
+            + " | ".join(worker.log_tail(5).splitlines())
+        )
 
 
 class Bench:
@@ -159,7 +143,7 @@ class Bench:
             kafka_config={"group.initial.rebalance.delay.ms": "3000"},
         )
         self.registry = config.workdir / "registry"
-        self.children: list[Child] = []
+        self.children: list[WorkerProcess] = []
         self.backlog: list[tuple[bytes, bytes]] = []
         self._customers: list[dict[str, str | int | float]] = []
 
@@ -191,7 +175,9 @@ class Bench:
         self.say(f"generated {cfg.customers:,} customers and {cfg.events:,} events")
         # Redis databases: 1 = pipeline (1 worker), 2 = pipeline (N workers),
         # 3 = textbook, 4 = pipeline live at half, 5 = pipeline live at a quarter.
-        asyncio.run(self._load_profiles([1, 2, 3, 4, 5]))
+        for db in (1, 2, 3, 4, 5):
+            redis_url = f"redis://127.0.0.1:{self.stack.redis_port}/{db}"
+            load_profiles(redis_url, self._customers, chunk=5000)
         self.say(f"loaded {cfg.customers:,} profiles into each of 5 Redis databases")
         for prefix in ("bench1-", "bench2-"):
             self.create_topics(prefix)
@@ -201,27 +187,13 @@ class Bench:
         self.create_topics("bench-live-quarter-")
         self.say(f"produced the backlog of {cfg.events:,} events to bench1-/bench2- topics")
 
-    async def _load_profiles(self, dbs: list[int]) -> None:
-        for db in dbs:
-            store = RedisProfileStore.from_url(
-                f"redis://127.0.0.1:{self.stack.redis_port}/{db}", dedup_window_s=3600
-            )
-            try:
-                await store.load_profiles(self._customers, chunk=5000)
-            finally:
-                await store.close()
-
     def create_topics(self, prefix: str) -> None:
         ensure_topics(self.stack.kafka_broker, prefix, self.config.partitions)
 
     def produce(self, topic: str, messages: list[tuple[bytes, bytes]], linger_ms: int = 20) -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.stack.bootstrap_servers,
-                "partitioner": "murmur2_random",  # Faust's key-to-partition mapping
-                "linger.ms": linger_ms,
-                "queue.buffering.max.messages": 1_000_000,
-            }
+        producer = keyed_producer(
+            self.stack.bootstrap_servers,
+            {"linger.ms": linger_ms, "queue.buffering.max.messages": 1_000_000},
         )
         for key, value in messages:
             while True:
@@ -257,62 +229,42 @@ class Bench:
             # worker then never joins, so there the worker's defaults apply.
             env["STREAMER_SESSION_TIMEOUT"] = "4"
             env["STREAMER_REBALANCE_TIMEOUT"] = "3"
-        if cfg.batch_size is not None:
-            env["STREAMER_BATCH_SIZE"] = str(cfg.batch_size)
-        if cfg.batch_within is not None:
-            env["STREAMER_BATCH_WITHIN"] = str(cfg.batch_within)
-        if cfg.fetch_max_wait is not None:
-            env["STREAMER_FETCH_MAX_WAIT"] = str(cfg.fetch_max_wait)
+        for name, variable in WORKER_SETTINGS.items():
+            value = getattr(cfg, name)
+            if value is not None:
+                env[variable] = str(value)
         env.update(extra)
         return env
 
-    def start_worker(self, name: str, app_module: str, env: dict[str, str]) -> Child:
-        port = free_port()
-        log = self.config.workdir / f"{name}.log"
+    def start_worker(self, name: str, app_module: str, env: dict[str, str]) -> WorkerProcess:
         data_dir = self.config.workdir / "data" / name
         data_dir.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    app_module,
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(port),
-                    "--web-host",
-                    "127.0.0.1",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**env, "STREAMER_DATA_DIR": str(data_dir), "PYTHONPATH": _import_root()},
-                cwd=self.config.workdir,
-            )
-        child = Child(name, process, log, port)
-        self.children.append(child)
-        return child
+        worker = start_worker(
+            {**env, "PYTHONPATH": _import_root()},
+            free_port(),
+            self.config.workdir / f"{name}.log",
+            data_dir=data_dir,
+            app=app_module,
+            cwd=self.config.workdir,
+            name=name,
+        )
+        self.children.append(worker)
+        return worker
 
-    def wait_ready(self, child: Child) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            child.check_alive()
-            try:
-                url = f"http://127.0.0.1:{child.port}/ready"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise BenchError(f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s (log {child.log})")
+    def wait_ready(self, worker: WorkerProcess) -> None:
+        try:
+            worker.wait_ready(READY_TIMEOUT_S)
+        except ChildExited:
+            check_alive(worker)  # it has exited: raises with its exit code and log
+        except ChildNotReady:
+            raise BenchError(
+                f"{worker.name} not ready after {READY_TIMEOUT_S:.0f}s (log {worker.log})"
+            ) from None
 
     def stop_all(self) -> None:
+        # Figures are taken before this: a graceful stop only has to release the group.
         for child in self.children:
-            child.stop()
+            child.stop(5.0)
         self.children.clear()
 
     def close(self) -> None:
@@ -323,7 +275,7 @@ class Bench:
         self,
         done: Callable[[], int],
         expected: int,
-        children: list[Child],
+        children: list[WorkerProcess],
         cap_s: float | None = None,
         what: str = "events",
     ) -> None:
@@ -345,7 +297,7 @@ class Bench:
             if now > deadline:
                 raise BenchError(f"only {count:,} of {expected:,} {what} completed in time")
             for child in children:
-                child.check_alive()
+                check_alive(child)
             if now - last_report >= 5:
                 self.say(f"  {count:,} / {expected:,} {what}")
                 last_report = now
@@ -488,13 +440,8 @@ class Bench:
         reader.start()
         child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, redis_db))
         generator = EventGenerator(self._customers, seed=seed)
-        producer = Producer(
-            {
-                "bootstrap.servers": self.stack.bootstrap_servers,
-                "partitioner": "murmur2_random",
-                "linger.ms": 1,  # low: the producer's wait counts in the latency
-            }
-        )
+        # A low linger: the producer's wait counts in the latency.
+        producer = keyed_producer(self.stack.bootstrap_servers, {"linger.ms": 1})
         sampler = ProcessSampler([child.pid])
         try:
             self.wait_ready(child)

@@ -27,21 +27,13 @@ from threadpoolctl import threadpool_limits
 from models.features import FEATURE_NAMES, feature_row, is_cancel_page
 from models.registry import LoadedModel, ModelRegistry
 from streamer.settings import get_settings
+from streamer.worker.app import faust_app_options
 from topics.events import utc_now_ms
 
 settings = get_settings()
 PREFIX = settings.topics.prefix
 
-app = faust.App(
-    f"{PREFIX}textbook",
-    broker=settings.kafka.broker,
-    store="memory://",
-    topic_partitions=settings.topics.partitions,
-    datadir=str(settings.worker.data_dir),
-    broker_session_timeout=settings.worker.session_timeout,
-    broker_rebalance_timeout=settings.worker.rebalance_timeout,
-    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
-)
+app = faust.App(f"{PREFIX}textbook", **faust_app_options(settings))
 
 # Pinned like the pipeline, so the comparison is about the design, not thread start-up.
 threadpool_limits(limits=1)
@@ -56,14 +48,12 @@ class RawEvent(faust.Record, serializer="json"):
     amount: float | None = None
 
 
-class Enriched(faust.Record, serializer="json"):
-    event_id: str
-    type: str
-    customer_id: str
-    ts: int
-    page: str | None
-    profile: dict[str, str]
-    enriched_at: int
+class Enriched(RawEvent, serializer="json"):
+    """The raw event and the customer's profile after it was counted."""
+
+    # Defaults only because the inherited fields have some: both are always given.
+    profile: dict[str, str] = {}
+    enriched_at: int = 0
 
 
 class Prediction(faust.Record, serializer="json"):
@@ -131,18 +121,8 @@ async def enrich(stream: StreamT[RawEvent]) -> None:
             await redis.hincrby(key, "cancel_page_views", 1)
         await redis.hset(key, "last_event_ts", str(event.ts))
         profile = await redis.hgetall(key)
-        await enriched_events.send(
-            key=event.customer_id,
-            value=Enriched(
-                event_id=event.event_id,
-                type=event.type,
-                customer_id=event.customer_id,
-                ts=event.ts,
-                page=event.page,
-                profile=profile,
-                enriched_at=utc_now_ms(),
-            ),
-        )
+        enriched = Enriched(**event.asdict(), profile=profile, enriched_at=utc_now_ms())
+        await enriched_events.send(key=event.customer_id, value=enriched)
 
 
 @app.agent(enriched_events, name="textbook-count")

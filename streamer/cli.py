@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
+from functools import partial
 from typing import Any
 
 import click
 
+from streamer.commands.common import CONTEXT_SETTINGS, exit_with_one_line_errors
 from streamer.commands.dev import dev
 from streamer.commands.dlq import dlq
 from streamer.commands.profiles import profiles
@@ -20,18 +21,10 @@ class OneLineErrors(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
-        try:
-            result = super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("streamer: aborted", err=True)
-            sys.exit(130)
-        except click.ClickException as exc:
-            click.echo(f"streamer: error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
-        sys.exit(result if isinstance(result, int) else 0)
+        exit_with_one_line_errors("streamer", partial(super().main, *args, **kwargs))
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings=CONTEXT_SETTINGS)
 def cli() -> None:
     """Streaming churn prediction: Faust agents over Kafka, profiles in Redis."""
 

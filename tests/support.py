@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,12 +19,14 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer.devstack import EmbeddedStack, free_port
+from streamer.devstack.processes import ChildExited, ChildNotReady
+from streamer.devstack.worker import WorkerProcess, start_worker
+from topics.producer import keyed_producer
 
 WORKER_READY_TIMEOUT_S = 90.0
 
@@ -67,69 +68,40 @@ class Worker:
     env: dict[str, str]
     port: int
     log_path: Path
-    process: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
+    running: WorkerProcess | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.running.process if self.running is not None else None
+
     def start(self, wait_ready: bool = True) -> Worker:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "faust",
-                "-A",
-                "streamer.app",
-                "worker",
-                "-l",
-                "info",
-                "--web-port",
-                str(self.port),
-                "--web-host",
-                "127.0.0.1",
-                *self.extra_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
+        self.running = start_worker(self.env, self.port, self.log_path, extra_args=self.extra_args)
         if wait_ready:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"worker exited ({self.process.returncode}):\n{self.log_tail()}"
-                )
-            try:
-                status, _ = http("GET", f"{self.base_url}/ready", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+        assert self.running is not None
+        try:
+            self.running.wait_ready(timeout)
+        except ChildExited as exited:
+            raise AssertionError(
+                f"worker exited ({exited.returncode}):\n{self.log_tail()}"
+            ) from None
+        except ChildNotReady:
+            raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}") from None
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.running is not None:
+            self.running.stop(timeout)
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.running.log_tail(lines) if self.running is not None else ""
 
 
 def worker_env(
@@ -179,9 +151,7 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
 def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Publish raw (key, value) pairs, murmur2-partitioned like Java clients and Faust."""
     ensure_topic(bootstrap, topic)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
-    )
+    producer = keyed_producer(bootstrap, {"linger.ms": 5})
     failures: list[str] = []
 
     def report(error: KafkaError | None, _message: Message) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -21,6 +20,19 @@ from pydantic import BaseModel
 
 from topics.catalogue import CUSTOMER_EVENTS, bootstrap_servers
 from topics.codec import validate_event
+
+
+def keyed_producer(broker: str, config: Mapping[str, Any] | None = None) -> Producer:
+    """A confluent-kafka producer that sends a key to the partition the Java client and
+    Faust (aiokafka) would: murmur2 of the key. `broker` is a Faust broker URL or plain
+    host:port list; `config` adds or overrides librdkafka settings."""
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap_servers(broker),
+            "partitioner": "murmur2_random",
+            **(config or {}),
+        }
+    )
 
 
 @dataclass
@@ -43,15 +55,9 @@ class EventProducer:
         topic_prefix: str = "",
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        settings: dict[str, Any] = {
-            "bootstrap.servers": bootstrap_servers(broker),
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            # Same key-to-partition mapping as the Java client and Faust (aiokafka).
-            "partitioner": "murmur2_random",
-        }
-        settings.update(config or {})
-        self._producer = Producer(settings)
+        self._producer = keyed_producer(
+            broker, {"enable.idempotence": True, "linger.ms": 5, **(config or {})}
+        )
         self.topic = CUSTOMER_EVENTS.full_name(topic_prefix)
         self.stats = DeliveryStats()
 
@@ -88,10 +94,5 @@ class EventProducer:
     def __enter__(self) -> EventProducer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.flush()

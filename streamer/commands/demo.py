@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -19,33 +15,25 @@ import orjson
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
 from models.train import train_and_register
-from streamer.commands.dev import broker_option, start_stack, write_stack_env
+from streamer.commands.common import (
+    broker_option,
+    customers_option,
+    duration_option,
+    load_settings,
+    rate_option,
+)
+from streamer.commands.dev import start_stack, write_stack_env
+from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
+from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.traffic import default_generator, run_traffic
+from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.settings import STACK_ENV_FILE
-from streamer.store.profiles import RedisProfileStore
 from topics.admin import ensure_topics
 from topics.producer import EventProducer
 
 READY_TIMEOUT_S = 120.0
 DEMO_DIR = Path(".streamer")
-
-
-def wait_until_ready(base_url: str, worker: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll /ready until 200; fail with the worker log's tail if it dies or times out."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            raise click.ClickException("worker exited during start:\n" + "\n".join(tail))
-        try:
-            with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise click.ClickException(f"worker not ready after {READY_TIMEOUT_S:.0f}s; see {log}")
 
 
 def fetch_summary(base_url: str) -> dict[str, object]:
@@ -59,25 +47,13 @@ def fetch_summary(base_url: str) -> dict[str, object]:
 
 @click.command()
 @broker_option
-@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0),
-    default=300.0,
-    show_default=True,
-    help="events per second",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="stop after this many seconds (default: until Ctrl-C)",
-)
+@customers_option(2000)
+@rate_option(300.0)
+@duration_option
 @click.option(
     "--web-port",
     type=click.IntRange(0, 65535),
     default=6066,
-    show_default=True,
     help="the worker's web port (0 picks a free one)",
 )
 def demo(
@@ -88,12 +64,12 @@ def demo(
     Ctrl-C reaches this process alone (the children run in their own sessions); it then
     stops the traffic, the worker, and last the broker and Redis they need.
     """
-    registry_root = Path(os.environ.get("MODEL_REGISTRY", "./model-registry"))
+    registry_root = load_settings().models.registry
     # SIGTERM stops the demo as Ctrl-C does: through the cleanup below.
     signal.signal(signal.SIGTERM, _interrupt)
     stack = EmbeddedStack(workdir=DEMO_DIR / "stack", broker=broker)
     start_stack(stack)
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     producer: EventProducer | None = None
     stopping = threading.Event()
     try:
@@ -113,41 +89,32 @@ def demo(
         click.echo(f"serving model {registry.serving_version()} from {registry_root}")
 
         people = generate_customers(customers, seed=7)
-        loaded = asyncio.run(_load_profiles(stack.redis_url, people))
+        loaded = load_profiles(stack.redis_url, people)
         click.echo(f"loaded {loaded:,} customer profiles")
 
-        port = web_port or free_port()
         log = DEMO_DIR / "worker.log"
-        env = {
-            **os.environ,
-            "KAFKA_BROKER": stack.kafka_broker,
-            "REDIS_URL": stack.redis_url,
-            "MODEL_REGISTRY": str(registry_root),
-        }
-        with log.open("wb") as log_file:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    "streamer.app",
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(port),
-                    "--web-host",
-                    "127.0.0.1",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        base = f"http://127.0.0.1:{port}"
+        log.write_bytes(b"")  # this run's output only
+        worker = start_worker(
+            {
+                "KAFKA_BROKER": stack.kafka_broker,
+                "REDIS_URL": stack.redis_url,
+                "MODEL_REGISTRY": str(registry_root),
+            },
+            web_port or free_port(),
+            log,
+        )
+        base = worker.base_url
         click.echo(f"starting a worker (log: {log}) ...")
-        wait_until_ready(base, worker, log)
+        try:
+            worker.wait_ready(READY_TIMEOUT_S, interval=0.5)
+        except ChildExited:
+            raise click.ClickException(
+                "worker exited during start:\n" + worker.log_tail(15)
+            ) from None
+        except ChildNotReady:
+            raise click.ClickException(
+                f"worker not ready after {READY_TIMEOUT_S:.0f}s; see {log}"
+            ) from None
         click.echo("")
         click.echo(f"  dashboard   {base}/dashboard")
         click.echo(f"  page views  {base}/api/page-views")
@@ -195,23 +162,11 @@ def demo(
             # Released before the broker stops, or its client logs reconnect failures.
             producer.flush(5)
             producer = None
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            worker.stop(30)
         stack.stop()
         STACK_ENV_FILE.unlink(missing_ok=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-async def _load_profiles(redis_url: str, people: list[dict[str, str | int | float]]) -> int:
-    store = RedisProfileStore.from_url(redis_url, dedup_window_s=60)
-    try:
-        return await store.load_profiles(people)
-    finally:
-        await store.close()

@@ -9,7 +9,8 @@ from types import FrameType
 
 import click
 
-from streamer.devstack import BROKER_CHOICES, BrokerChoice, EmbeddedStack, StackError
+from streamer.commands.common import broker_option
+from streamer.devstack import BrokerChoice, EmbeddedStack, StackError
 from streamer.settings import STACK_ENV_FILE
 
 
@@ -38,16 +39,6 @@ class StopSignals:
     def wait(self) -> None:
         while not self.requested.wait(0.5):
             pass
-
-
-broker_option = click.option(
-    "--broker",
-    type=click.Choice(BROKER_CHOICES),
-    default="auto",
-    show_default=True,
-    help="kafka: Apache Kafka (Java 17+ and Maven, or cached jars); tansu: the embedded "
-    "Tansu; auto: Kafka where it can run, else Tansu",
-)
 
 
 def start_stack(stack: EmbeddedStack) -> None:

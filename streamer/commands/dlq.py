@@ -22,7 +22,6 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka import Message as KafkaMessage
@@ -32,6 +31,7 @@ from streamer.connections import librdkafka_config
 from streamer.settings import Settings
 from topics.catalogue import DEAD_LETTERS, bootstrap_servers
 from topics.events import Stage
+from topics.producer import keyed_producer
 from topics.wire import parse_dead_letter
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -220,14 +220,12 @@ _idle_option = click.option(
     "--idle",
     type=click.FloatRange(min=0.2),
     default=2.0,
-    show_default=True,
     help="stop reading after this many seconds without a new record",
 )
 _timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=120.0,
-    show_default=True,
     help="stop reading after this many seconds in all",
 )
 
@@ -244,7 +242,6 @@ def dlq() -> None:
     "--limit",
     type=click.IntRange(min=1),
     default=50,
-    show_default=True,
     help="show at most this many, the newest",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
@@ -326,16 +323,14 @@ def replay(
 
 
 def _publish(settings: Settings, items: list[tuple[DeadLetterEntry, str, bytes]]) -> list[str]:
-    producer = Producer(
+    producer = keyed_producer(
+        settings.kafka.broker,
         {
-            "bootstrap.servers": bootstrap_servers(settings.kafka.broker),
             "enable.idempotence": True,
             "linger.ms": 5,
-            # Same key-to-partition mapping as Faust and the event producer.
-            "partitioner": "murmur2_random",
             "log_level": 0,
             **librdkafka_config(settings.kafka),
-        }
+        },
     )
     failures: list[str] = []
 

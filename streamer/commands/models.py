@@ -95,7 +95,6 @@ def show(version: str) -> None:
     "alias",
     type=click.Choice(ALIASES),
     default="champion",
-    show_default=True,
     help="Alias to point at VERSION.",
 )
 def promote(version: str, alias: Alias) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 import redis.asyncio as aioredis
@@ -18,9 +20,37 @@ from streamer.store.profiles import RedisProfileStore
 MAX_ERRORS_SHOWN = 20
 
 
-async def load_file(
-    path: Path, redis_url: str, settings: Settings | None = None
-) -> tuple[int, list[RowError]]:
+def load_profiles(
+    redis_url: str,
+    rows: Iterable[Mapping[str, object]],
+    *,
+    client_options: Mapping[str, Any] | None = None,
+    chunk: int = 1000,
+) -> int:
+    """Write customers' static attributes into the profile store at `redis_url`; returns
+    how many. What `profiles load` does with a file, the demo and the benchmark with
+    generated customers."""
+    return asyncio.run(_load_profiles(redis_url, rows, client_options or {}, chunk))
+
+
+async def _load_profiles(
+    redis_url: str,
+    rows: Iterable[Mapping[str, object]],
+    client_options: Mapping[str, Any],
+    chunk: int,
+) -> int:
+    client = aioredis.Redis.from_url(
+        redis_url, decode_responses=True, socket_connect_timeout=5, **client_options
+    )
+    # The dedup window matters only to counting events, which loading never does.
+    store = RedisProfileStore(client, dedup_window_s=60)
+    try:
+        return await store.load_profiles(rows, chunk=chunk)
+    finally:
+        await store.close()
+
+
+def load_file(path: Path, settings: Settings) -> tuple[int, list[RowError]]:
     """Load every good row of a profile CSV; returns (loaded, errors)."""
     errors: list[RowError] = []
     good: list[StaticProfile] = []
@@ -29,15 +59,11 @@ async def load_file(
             errors.append(item)
         else:
             good.append(item)
-    options = redis_client_options(settings.redis) if settings is not None else {}
-    client = aioredis.Redis.from_url(
-        redis_url, decode_responses=True, socket_connect_timeout=5, **options
+    loaded = load_profiles(
+        settings.redis.url,
+        (profile.model_dump() for profile in good),
+        client_options=redis_client_options(settings.redis),
     )
-    store = RedisProfileStore(client, dedup_window_s=60)
-    try:
-        loaded = await store.load_profiles(profile.model_dump() for profile in good)
-    finally:
-        await store.close()
     return loaded, errors
 
 
@@ -52,7 +78,7 @@ def load(file: Path) -> None:
     """Load static attributes (customer_id,plan,contract,tenure_months,monthly_spend,country)."""
     settings = load_settings()
     try:
-        loaded, errors = asyncio.run(load_file(file, settings.redis.url, settings))
+        loaded, errors = load_file(file, settings)
     except ProfileFileError as exc:
         raise click.ClickException(str(exc)) from None
     except redis.exceptions.AuthenticationError as exc:

@@ -49,7 +49,6 @@ def _interrupt_on_sigterm() -> None:
     "--page-size",
     type=click.IntRange(min=1, max=100_000),
     default=DEFAULT_PAGE_SIZE,
-    show_default=True,
     help="Profiles per SCAN page (one model call and one write round trip per page).",
 )
 @click.option(

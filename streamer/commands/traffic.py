@@ -6,24 +6,22 @@ import signal
 from types import FrameType
 
 import click
-from confluent_kafka import KafkaException
 
-from streamer.commands.common import load_settings
+from streamer.commands.common import (
+    customers_option,
+    duration_option,
+    ensure_service_topics,
+    load_settings,
+    rate_option,
+)
 from streamer.connections import librdkafka_config
 from streamer.devstack.traffic import default_generator, run_traffic
-from topics.admin import TopicsMissing, ensure_topics
 from topics.producer import EventProducer
 
 
 @click.command()
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0),
-    default=500.0,
-    show_default=True,
-    help="events per second (0: as fast as possible)",
-)
-@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@rate_option(500.0)
+@customers_option(2000)
 @click.option(
     "--events",
     "total",
@@ -31,7 +29,7 @@ from topics.producer import EventProducer
     default=None,
     help="stop after this many events",
 )
-@click.option("--duration", type=click.FloatRange(min=0), default=None, help="stop after seconds")
+@duration_option
 @click.option("--seed", type=int, default=None, help="fixed seed for reproducible traffic")
 def produce(
     rate: float, customers: int, total: int | None, duration: float | None, seed: int | None
@@ -46,17 +44,8 @@ def produce(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # As the worker does: brokers without auto-creation would refuse every event.
-    try:
-        ensure_topics(
-            settings.kafka.broker,
-            settings.topics.prefix,
-            settings.topics.partitions,
-            settings.topics.replication_factor,
-            config=librdkafka_config(settings.kafka),
-        )
-    except (KafkaException, TopicsMissing) as exc:
-        raise click.ClickException(f"KAFKA_BROKER {settings.kafka.broker}: {exc}") from None
+    # Brokers without auto-creation would refuse every event.
+    ensure_service_topics(settings)
     producer = EventProducer(
         settings.kafka.broker,
         topic_prefix=settings.topics.prefix,

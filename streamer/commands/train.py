@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from threadpoolctl import threadpool_limits
 
-from models.metadata import ModelMetadata
-from models.registry import ModelRegistry, RegistryError, registry_from_env
+from models.registry import RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
 from models.train import TrainingDataError, train_and_register
+from streamer.commands.common import customers_option
 
 DEFAULT_TRIALS = 20
 
@@ -22,14 +22,10 @@ DEFAULT_TRIALS = 20
     default=None,
     help="Labelled CSV or Parquet file (see the README for columns); default: synthetic.",
 )
-@click.option(
-    "--customers",
-    type=click.IntRange(min=100),
-    default=20000,
-    show_default=True,
-    help="Synthetic customers to generate when --data is not given.",
+@customers_option(
+    20000, minimum=100, help="Synthetic customers to generate when --data is not given."
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--seed", type=int, default=7, help="Random seed.")
 @click.option("--author", default=None, help="Recorded author [default: $MODEL_AUTHOR or login].")
 @click.option(
     "--search",
@@ -74,7 +70,22 @@ def train(
         # One thread: OpenMP start-up and oversubscription on a shared host cost more than
         # they give on data of this size, and make fit times (and a time budget) erratic.
         with threadpool_limits(limits=1):
-            meta = _train(registry, data, customers, seed, author, search, trials, time_budget)
+            if search:
+                result = search_and_register(
+                    registry,
+                    data=data,
+                    n_customers=customers,
+                    seed=seed,
+                    author=author,
+                    trials=trials,
+                    time_budget_s=time_budget,
+                )
+                _report_search(result)
+                meta = result.metadata
+            else:
+                meta = train_and_register(
+                    registry, data=data, n_customers=customers, seed=seed, author=author
+                )
     except (TrainingDataError, RegistryError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = meta.metrics
@@ -116,30 +127,3 @@ def _report_search(result: SearchResult) -> None:
         f"(validation log_loss={best.validation_log_loss:.4f} "
         f"roc_auc={best.validation_roc_auc:.3f})"
     )
-
-
-def _train(
-    registry: ModelRegistry,
-    data: Path | None,
-    customers: int,
-    seed: int,
-    author: str | None,
-    search: bool,
-    trials: int | None,
-    time_budget: float | None,
-) -> ModelMetadata:
-    if not search:
-        return train_and_register(
-            registry, data=data, n_customers=customers, seed=seed, author=author
-        )
-    result = search_and_register(
-        registry,
-        data=data,
-        n_customers=customers,
-        seed=seed,
-        author=author,
-        trials=trials,
-        time_budget_s=time_budget,
-    )
-    _report_search(result)
-    return result.metadata

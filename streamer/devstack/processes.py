@@ -8,7 +8,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 READY_TIMEOUT_S = 15.0
@@ -16,6 +17,18 @@ READY_TIMEOUT_S = 15.0
 
 class StackError(RuntimeError):
     """The embedded stack could not start."""
+
+
+class ChildExited(StackError):
+    """A child exited before it was ready."""
+
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
+class ChildNotReady(StackError):
+    """A child was still not ready when the wait ran out."""
 
 
 def free_port() -> int:
@@ -38,7 +51,7 @@ def ensure_port_free(port: int, name: str) -> None:
 
 
 def spawn(
-    command: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+    command: list[str], log: Path, cwd: Path | None, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a server child in its own session, its output appended to `log`.
 
@@ -64,18 +77,21 @@ def wait_until(
     name: str,
     log: Path,
     timeout: float = READY_TIMEOUT_S,
+    interval: float = 0.05,
 ) -> None:
-    """Block until `probe()` is true, or fail clearly if the child exits or times out."""
+    """Block until `probe()` is true; `ChildExited` if the child exits first, `ChildNotReady`
+    if `timeout` runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StackError(
-                f"{name} exited with code {process.returncode} during start: {tail(log)}"
+            raise ChildExited(
+                f"{name} exited with code {process.returncode} during start: {tail(log)}",
+                process.returncode,
             )
         if probe():
             return
-        time.sleep(0.05)
-    raise StackError(f"{name} was not ready within {timeout:.0f}s: {tail(log)}")
+        time.sleep(interval)
+    raise ChildNotReady(f"{name} was not ready within {timeout:.0f}s: {tail(log)}")
 
 
 def port_open(port: int) -> Callable[[], bool]:
@@ -84,6 +100,17 @@ def port_open(port: int) -> Callable[[], bool]:
     def probe() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return True
+        return False
+
+    return probe
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A probe: `url` answers 200."""
+
+    def probe() -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
         return False
 
     return probe

@@ -8,13 +8,14 @@ Agents, tables and web views live in their own modules, found by autodiscovery.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import faust
 from faust.types import TransportT
 from pydantic import ValidationError
 
 from streamer.connections import faust_broker_credentials
-from streamer.settings import get_settings, settings_error_line
+from streamer.settings import Settings, get_settings, settings_error_line
 from streamer.worker.faust_patches.transactions import Transport
 
 try:
@@ -36,25 +37,34 @@ class StreamerApp(faust.App):
         return Transport(self.conf.broker_producer, self)
 
 
+def faust_app_options(settings: Settings) -> dict[str, Any]:
+    """faust.App options every Faust app of this deployment shares (the worker's, and the
+    benchmark's floor and textbook apps): broker and credentials, topic layout, local data,
+    group timings."""
+    return {
+        "broker": settings.kafka.broker,
+        "broker_credentials": faust_broker_credentials(settings.kafka),
+        "store": "memory://",
+        "topic_partitions": settings.topics.partitions,
+        "topic_replication_factor": settings.topics.replication_factor,
+        "datadir": str(settings.worker.data_dir),
+        # Tansu (and a fresh Apache Kafka group) holds a join open for the whole rebalance
+        # timeout; Faust's 60 s defaults would make every start and failover that slow.
+        "broker_session_timeout": settings.worker.session_timeout,
+        "broker_rebalance_timeout": settings.worker.rebalance_timeout,
+        "broker_heartbeat_interval": min(3.0, settings.worker.session_timeout / 3),
+    }
+
+
 app = StreamerApp(
     settings.group_id,
-    broker=settings.kafka.broker,
-    broker_credentials=faust_broker_credentials(settings.kafka),
-    store="memory://",
+    **faust_app_options(settings),
     autodiscover=["streamer.worker.agents", "streamer.worker.web"],
     origin="streamer",
-    topic_partitions=settings.topics.partitions,
-    topic_replication_factor=settings.topics.replication_factor,
     processing_guarantee=settings.worker.processing_guarantee,
     topic_allow_declare=True,
     key_serializer="raw",
     value_serializer="raw",
-    datadir=str(settings.worker.data_dir),
-    # Tansu (and a fresh Apache Kafka group) holds a join open for the whole rebalance
-    # timeout; Faust's 60 s defaults would make every start and failover that slow.
-    broker_session_timeout=settings.worker.session_timeout,
-    broker_rebalance_timeout=settings.worker.rebalance_timeout,
-    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
     producer_linger=0.005,
     # Faust's default waits at every rebalance until each in-flight message is acked, and
     # hangs for good when the rebalance dropped a queued copy of a message that two agents
