@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-VERSION_PATTERN = r"^v[1-9][0-9]*$"
+from models.versions import VERSION_PATTERN
+
 REQUIRED_PACKAGES: tuple[str, ...] = ("python", "scikit-learn", "numpy", "joblib")
 
 Version = Annotated[str, Field(pattern=VERSION_PATTERN)]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from models.errors import InvalidMetadata, ModelRefused, RegistryError, UnknownV
 from models.fsutil import fsync_dir, sha256_file, write_durably
 from models.loading import LoadedModel, feature_mismatch, load_verified
 from models.metadata import Artifact, ModelMetadata, TrainingRecord, package_versions
+from models.versions import version_name, version_number
 
 __all__ = [
     "InvalidMetadata",
@@ -54,15 +54,9 @@ ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 LATEST = "latest"
 
-_VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 # Each failed rename means another registration took that number, so this bound is only
 # reached if something keeps creating version directories behind our back.
 _MAX_REGISTER_ATTEMPTS = 1000
-
-
-def _version_number(name: str) -> int | None:
-    match = _VERSION_RE.match(name)
-    return int(match.group(1)) if match else None
 
 
 class ModelRegistry:
@@ -85,7 +79,7 @@ class ModelRegistry:
         numbered = [
             (number, entry.name)
             for entry in entries
-            if (number := _version_number(entry.name)) is not None and entry.is_dir()
+            if (number := version_number(entry.name)) is not None and entry.is_dir()
         ]
         return [name for _, name in sorted(numbered)]
 
@@ -96,7 +90,7 @@ class ModelRegistry:
 
     def _version_dir(self, version: str) -> Path:
         """The directory of an existing version; raises UnknownVersion otherwise."""
-        if _version_number(version) is not None:
+        if version_number(version) is not None:
             path = self._versions_dir / version
             if path.is_dir():
                 return path
@@ -130,8 +124,8 @@ class ModelRegistry:
             names = [entry.name for entry in self._versions_dir.iterdir()]
         except FileNotFoundError:
             names = []
-        numbers = [n for name in names if (n := _version_number(name)) is not None]
-        return f"v{max(numbers, default=0) + 1}"
+        numbers = [n for name in names if (n := version_number(name)) is not None]
+        return version_name(max(numbers, default=0) + 1)
 
     def register(self, estimator: object, record: TrainingRecord) -> ModelMetadata:
         """Store a fitted classifier and its training record as the next version.

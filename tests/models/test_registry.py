@@ -24,6 +24,7 @@ from models.registry import (
     registry_from_env,
 )
 from models.synthetic import generate_training_set
+from models.versions import version_name, version_number
 
 FEATURES = [
     FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
@@ -212,8 +213,17 @@ def test_concurrent_registrations_get_distinct_versions(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, 9)]
-    assert registry.versions() == [f"v{i}" for i in range(1, 9)]
+    assert sorted(results, key=version_number) == [version_name(i) for i in range(1, 9)]
+    assert registry.versions() == [version_name(i) for i in range(1, 9)]
+
+
+def test_version_names() -> None:
+    assert [version_number(name) for name in ("v1", "v10", "v123")] == [1, 10, 123]
+    for name in ("v0", "v01", "1", "v", "V1", "v1 ", "v1\n", "v-1", "latest"):
+        assert version_number(name) is None, name
+    assert version_name(12) == "v12" and version_number(version_name(12)) == 12
+    with pytest.raises(ValueError, match="start at 1"):
+        version_name(0)
 
 
 def test_unknown_versions(two_versions: ModelRegistry) -> None:
