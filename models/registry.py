@@ -29,7 +29,15 @@ from pathlib import Path
 import joblib
 from pydantic import ValidationError
 
-from models.aliases import ALIASES, Alias, AliasFileError, AliasState, AliasStore, check_alias
+from models.aliases import (
+    CHAMPION,
+    ROLES,
+    AliasFileError,
+    AliasState,
+    AliasStore,
+    Role,
+    check_alias,
+)
 from models.errors import InvalidMetadata, ModelRefused, RegistryError, UnknownVersion
 from models.fsutil import fsync_dir, sha256_file, write_durably
 from models.loading import LoadedModel, feature_mismatch, load_verified
@@ -210,16 +218,16 @@ class ModelRegistry:
     def aliases(self) -> dict[str, str]:
         """Set aliases only, e.g. ``{"champion": "v3"}``."""
         state = self._alias_state()
-        return {alias: version for alias in ALIASES if (version := state.get(alias))}
+        return {alias: version for alias in ROLES if (version := state.get(alias))}
 
-    def set_alias(self, alias: Alias, version: str) -> None:
+    def set_alias(self, alias: Role, version: str) -> None:
         """Point an alias at an existing version, remembering its previous holder."""
         check_alias(alias)
         self._version_dir(version)
         self._update_aliases(lambda state: state.assign(alias, version))
         log.info("alias %s -> %s in %s", alias, version, self.root)
 
-    def remove_alias(self, alias: Alias) -> None:
+    def remove_alias(self, alias: Role) -> None:
         """Unset an alias (its holder goes into the history, so a rollback can restore it)."""
         check_alias(alias)
         self._update_aliases(lambda state: state.assign(alias, None))
@@ -229,7 +237,7 @@ class ModelRegistry:
         restored: list[str] = []
 
         def change(state: AliasState) -> None:
-            history = state.history.get("champion", [])
+            history = state.history.get(CHAMPION, [])
             if not history:
                 raise RegistryError("no previous champion to roll back to")
             previous = history.pop()
@@ -243,8 +251,8 @@ class ModelRegistry:
 
     def resolve(self, ref: str) -> str:
         """Turn an alias, ``latest`` or a version into an existing version."""
-        if ref in ALIASES:
-            version = self._alias_state().get(ref)
+        if ref in ROLES:
+            version = self.aliases().get(ref)
             if version is None:
                 raise UnknownVersion(f"alias {ref!r} is not set in {self.root}")
             return version
@@ -258,7 +266,7 @@ class ModelRegistry:
 
     def serving_version(self) -> str | None:
         """The champion if set, else the latest version, else None."""
-        return self.aliases().get("champion") or self.latest_version()
+        return self.aliases().get(CHAMPION) or self.latest_version()
 
     # ------------------------------------------------------------------ loading
 

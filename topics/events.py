@@ -21,6 +21,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from models.aliases import CHAMPION, Role
+
 # Event times outside this range are producer bugs (seconds sent as ms, a zero clock, ...).
 MIN_EVENT_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
@@ -136,7 +138,7 @@ class PredictionRecord(BaseModel):
     features: dict[str, float]
     churn_score: float = Field(ge=0.0, le=1.0)
     model_version: str
-    model_role: Literal["champion", "challenger"] = "champion"
+    model_role: Role = CHAMPION
     event_ts: int = Field(description="epoch ms of the event")
     scored_at: int = Field(description="epoch ms when the score was computed")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from threadpoolctl import threadpool_limits
 
+from models.aliases import CHAMPION
 from models.metadata import ModelMetadata
 from models.registry import ModelRegistry, RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
@@ -88,7 +89,7 @@ def train(
         f"positive_rate={metrics.positive_rate:.3f}"
     )
     try:
-        champion = registry.aliases().get("champion")
+        champion = registry.aliases().get(CHAMPION)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     if champion:

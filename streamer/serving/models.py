@@ -18,17 +18,15 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from models.aliases import CHALLENGER, CHAMPION, Role
 from models.errors import RegistryError
 from models.registry import LoadedModel, ModelRegistry
 from streamer.worker import metrics
 
 log = logging.getLogger(__name__)
-
-Role = Literal["champion", "challenger"]
 
 _BUCKET_SCALE = float(1 << 64)
 
@@ -65,7 +63,7 @@ class ScoreCache:
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], tuple[str, tuple[float, ...], float]] = (
+        self._entries: OrderedDict[tuple[Role, str], tuple[str, tuple[float, ...], float]] = (
             OrderedDict()
         )
 
@@ -73,7 +71,7 @@ class ScoreCache:
         return len(self._entries)
 
     def get(
-        self, role: str, customer_id: str, version: str, row: tuple[float, ...]
+        self, role: Role, customer_id: str, version: str, row: tuple[float, ...]
     ) -> float | None:
         """The cached score, if this customer's last score came from this model and row."""
         entry = self._entries.get((role, customer_id))
@@ -83,7 +81,7 @@ class ScoreCache:
         return entry[2]
 
     def put(
-        self, role: str, customer_id: str, version: str, row: tuple[float, ...], score: float
+        self, role: Role, customer_id: str, version: str, row: tuple[float, ...], score: float
     ) -> None:
         key = (role, customer_id)
         self._entries[key] = (version, row, score)
@@ -112,8 +110,8 @@ class ModelHolder:
 
     def _targets(self) -> tuple[str | None, str | None]:
         aliases = self.registry.aliases()
-        champion = aliases.get("champion") or self.registry.latest_version()
-        return champion, aliases.get("challenger")
+        champion = aliases.get(CHAMPION) or self.registry.latest_version()
+        return champion, aliases.get(CHALLENGER)
 
     async def refresh(self) -> bool:
         """Take the registry's champion and challenger into service if they changed.

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from models.aliases import ROLES, AliasState
 from models.evaluation import feature_distributions, holdout_metrics
 from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
 from models.fsutil import sha256_file
@@ -285,6 +286,10 @@ def test_set_alias_rejects_unknown_versions_and_aliases(two_versions: ModelRegis
     with pytest.raises(ValueError, match="unknown alias 'canary'"):
         two_versions.set_alias("canary", "v1")  # type: ignore[arg-type]
     assert two_versions.aliases() == {"champion": "v1"}
+
+
+def test_every_role_is_an_alias_field() -> None:
+    assert set(AliasState.model_fields) == {*ROLES, "history"}
 
 
 def test_corrupt_aliases_file_is_a_one_line_error(two_versions: ModelRegistry) -> None:

@@ -24,9 +24,10 @@ import numpy as np
 import orjson
 from faust.types import EventT, StreamT
 
+from models.aliases import CHALLENGER, CHAMPION, Role
 from models.features import FEATURE_NAMES, feature_row
 from models.registry import LoadedModel
-from streamer.serving.models import Role, ScoreCache, ServingModels, challenger_mask
+from streamer.serving.models import ScoreCache, ServingModels, challenger_mask
 from streamer.store.profiles import ScoreUpdate
 from streamer.worker import metrics
 from streamer.worker.activity import activity
@@ -107,15 +108,15 @@ def score_batch(
     champion, challenger = serving.champion, serving.challenger
     everything = np.arange(len(customer_ids))
     if challenger is None:
-        return [_score_part(champion, "champion", everything, rows, customer_ids, cache)], None
+        return [_score_part(champion, CHAMPION, everything, rows, customer_ids, cache)], None
     if settings.challenger_mode == "shadow":
-        served = _score_part(champion, "champion", everything, rows, customer_ids, cache)
-        shadow = _score_part(challenger, "challenger", everything, rows, customer_ids, cache)
+        served = _score_part(champion, CHAMPION, everything, rows, customer_ids, cache)
+        shadow = _score_part(challenger, CHALLENGER, everything, rows, customer_ids, cache)
         return [served], shadow
     mask = challenger_mask(customer_ids, settings.challenger_share)
     sides: tuple[tuple[LoadedModel, Role, np.ndarray], ...] = (
-        (champion, "champion", np.flatnonzero(~mask)),
-        (challenger, "challenger", np.flatnonzero(mask)),
+        (champion, CHAMPION, np.flatnonzero(~mask)),
+        (challenger, CHALLENGER, np.flatnonzero(mask)),
     )
     return [
         _score_part(model, role, index, rows, customer_ids, cache)
