@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import joblib
 from pydantic import ValidationError
 
 from models.aliases import (
+    CHALLENGER,
     CHAMPION,
     ROLES,
     AliasFileError,
@@ -50,6 +52,7 @@ __all__ = [
     "ModelRefused",
     "ModelRegistry",
     "RegistryError",
+    "ServingVersions",
     "UnknownVersion",
     "registry_from_env",
 ]
@@ -65,6 +68,16 @@ LATEST = "latest"
 # Each failed rename means another registration took that number, so this bound is only
 # reached if something keeps creating version directories behind our back.
 _MAX_REGISTER_ATTEMPTS = 1000
+
+
+@dataclass(frozen=True)
+class ServingVersions:
+    """Which versions serve: the champion alias, else the newest version (None for an empty
+    registry), and the challenger alias, if set."""
+
+    champion: str | None
+    challenger: str | None
+    champion_is_alias: bool  # False: no champion alias, so the newest version serves
 
 
 class ModelRegistry:
@@ -264,9 +277,19 @@ class ModelRegistry:
         self._version_dir(ref)
         return ref
 
+    def serving_versions(self) -> ServingVersions:
+        """The versions the serving roles take, from one read of the aliases."""
+        aliases = self.aliases()
+        champion = aliases.get(CHAMPION)
+        return ServingVersions(
+            champion=champion or self.latest_version(),
+            challenger=aliases.get(CHALLENGER),
+            champion_is_alias=champion is not None,
+        )
+
     def serving_version(self) -> str | None:
         """The champion if set, else the latest version, else None."""
-        return self.aliases().get(CHAMPION) or self.latest_version()
+        return self.serving_versions().champion
 
     # ------------------------------------------------------------------ loading
 

@@ -72,10 +72,9 @@ def list_models() -> None:
             click.echo(f"no models registered in {registry.root}")
             return
         click.echo(_table(rows))
-        champion = registry.aliases().get(CHAMPION)
-        serving = registry.serving_version()
-    how = "champion" if champion else "latest; no champion alias set"
-    click.echo(f"serving: {serving} ({how})")
+        serving = registry.serving_versions()
+    how = "champion" if serving.champion_is_alias else "latest; no champion alias set"
+    click.echo(f"serving: {serving.champion} ({how})")
 
 
 @models.command("show")

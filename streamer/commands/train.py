@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 from threadpoolctl import threadpool_limits
 
-from models.aliases import CHAMPION
 from models.metadata import ModelMetadata
 from models.registry import ModelRegistry, RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
@@ -89,15 +88,16 @@ def train(
         f"positive_rate={metrics.positive_rate:.3f}"
     )
     try:
-        champion = registry.aliases().get(CHAMPION)
+        serving = registry.serving_versions()
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    if champion:
+    if serving.champion_is_alias:
         click.echo(
-            f"serving: champion {champion} (promote with: streamer models promote {meta.version})"
+            f"serving: champion {serving.champion} "
+            f"(promote with: streamer models promote {meta.version})"
         )
     else:
-        click.echo(f"serving: latest version {meta.version} (no champion alias set)")
+        click.echo(f"serving: latest version {serving.champion} (no champion alias set)")
 
 
 def _report_search(result: SearchResult) -> None:

@@ -1,9 +1,9 @@
 """The serving models: champion and challenger, loaded from the registry and swapped live.
 
-The champion is the registry's `champion` alias, else its newest version; the challenger
-is the `challenger` alias, if set. A version that fails verification (checksum, load,
-feature list) is refused once, with a logged reason and a metric, and the model already
-serving in that role keeps serving.
+The roles take the versions `ModelRegistry.serving_versions` names: the champion alias,
+else the newest version, and the challenger alias, if set. A version that fails
+verification (checksum, load, feature list) is refused once, with a logged reason and a
+metric, and the model already serving in that role keeps serving.
 
 Which customers the challenger scores in split mode is decided by `routes_to_challenger`,
 a stable hash of the customer id: the same customer lands on the same side in every
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.aliases import CHALLENGER, CHAMPION, Role
+from models.aliases import Role
 from models.errors import RegistryError
 from models.registry import LoadedModel, ModelRegistry
 from streamer.worker import metrics
@@ -108,24 +108,19 @@ class ModelHolder:
         self.refused: dict[str, str] = {}
         self._loaded = asyncio.Event()
 
-    def _targets(self) -> tuple[str | None, str | None]:
-        aliases = self.registry.aliases()
-        champion = aliases.get(CHAMPION) or self.registry.latest_version()
-        return champion, aliases.get(CHALLENGER)
-
     async def refresh(self) -> bool:
         """Take the registry's champion and challenger into service if they changed.
 
         True if either role changed.
         """
         try:
-            champion_target, challenger_target = await asyncio.to_thread(self._targets)
+            targets = await asyncio.to_thread(self.registry.serving_versions)
         except RegistryError as error:
             # A corrupt aliases file or unreadable registry: keep serving what we have.
             log.warning("Registry unreadable, keeping the current models: %s", error)
             return False
         changed = False
-        champion = await self._obtain(champion_target, self.current)
+        champion = await self._obtain(targets.champion, self.current)
         if champion is not self.current and champion is not None:
             previous, self.current = self.current, champion
             if previous is not None:
@@ -138,10 +133,10 @@ class ModelHolder:
             )
             self._loaded.set()
             changed = True
-        if challenger_target is None:
+        if targets.challenger is None:
             challenger = None
         else:
-            challenger = await self._obtain(challenger_target, self.challenger)
+            challenger = await self._obtain(targets.challenger, self.challenger)
         if challenger is not self.challenger:
             previous_challenger, self.challenger = self.challenger, challenger
             if previous_challenger is not None:

@@ -21,6 +21,7 @@ from models.registry import (
     ModelRefused,
     ModelRegistry,
     RegistryError,
+    ServingVersions,
     UnknownVersion,
     registry_from_env,
 )
@@ -103,6 +104,7 @@ def test_empty_registry(registry: ModelRegistry) -> None:
     assert registry.versions() == []
     assert registry.latest_version() is None
     assert registry.serving_version() is None
+    assert registry.serving_versions() == ServingVersions(None, None, champion_is_alias=False)
     assert registry.aliases() == {}
     assert not registry.root.exists()  # reading never creates the root
 
@@ -239,10 +241,12 @@ def test_unknown_versions(two_versions: ModelRegistry) -> None:
 def test_aliases_promote_and_rollback(two_versions: ModelRegistry) -> None:
     registry = two_versions
     assert registry.serving_version() == "v2"  # no champion: latest serves
+    assert registry.serving_versions() == ServingVersions("v2", None, champion_is_alias=False)
     registry.set_alias("champion", "v1")
     assert registry.serving_version() == "v1"
     registry.set_alias("champion", "v2")
     registry.set_alias("challenger", "v1")
+    assert registry.serving_versions() == ServingVersions("v2", "v1", champion_is_alias=True)
     assert registry.aliases() == {"champion": "v2", "challenger": "v1"}
     assert registry.resolve("champion") == "v2"
     assert registry.resolve("challenger") == "v1"
