@@ -172,29 +172,21 @@ def _strict_choice(
     return value
 
 
-def _strict_int(payload: Mapping[str, object], field: str) -> int:
+def _strict_number(payload: Mapping[str, object], field: str, kind: type[float]) -> float:
+    """The value of a numeric field as ``kind`` (int or float); 0 when missing or null."""
     value = payload.get(field)
     if value is None:
-        return 0
-    # JSON clients may send 3.0 for 3; bool is an int subclass but never a count.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FeatureError(field, "must be an integer >= 0")
-    if value > MAX_VALUE:
-        raise FeatureError(field, f"must be <= {MAX_VALUE:.0e}")
-    return value
-
-
-def _strict_float(payload: Mapping[str, object], field: str) -> float:
-    value = payload.get(field)
-    if value is None:
-        return 0.0
+        return kind(0)
+    wanted = "an integer" if kind is int else "a number"
+    # bool is an int subclass but never a count or an amount; NaN fails `>= 0`.
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise FeatureError(field, "must be a number >= 0")
+        raise FeatureError(field, f"must be {wanted} >= 0")
+    # JSON clients may send 3.0 for 3.
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise FeatureError(field, f"must be {wanted} >= 0")
     if value > MAX_VALUE:
         raise FeatureError(field, f"must be <= {MAX_VALUE:.0e}")
-    return float(value)
+    return kind(value)
 
 
 def validate_features(payload: Mapping[str, object]) -> dict[str, object]:
@@ -209,9 +201,9 @@ def validate_features(payload: Mapping[str, object]) -> dict[str, object]:
         "contract": _strict_choice(payload, "contract", CONTRACTS, DEFAULT_CONTRACT),
     }
     for field in INT_FIELDS:
-        profile[field] = _strict_int(payload, field)
+        profile[field] = _strict_number(payload, field, int)
     for field in FLOAT_FIELDS:
-        profile[field] = _strict_float(payload, field)
+        profile[field] = _strict_number(payload, field, float)
     return profile
 
 
