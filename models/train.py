@@ -55,13 +55,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
 from models.evaluation import feature_distributions, holdout_metrics
-from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
+from models.features import FEATURE_NAMES, feature_matrix
 from models.metadata import (
-    FeatureSpec,
     ModelMetadata,
     SearchSummary,
     TrainingData,
     TrainingRecord,
+    feature_specs,
 )
 from models.registry import ModelRegistry
 from models.synthetic import generate_training_set
@@ -201,10 +201,7 @@ def register_fitted(
             holdout_rows=len(prepared.y_holdout),
             sha256=labelled.sha256,
         ),
-        features=[
-            FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
-            for name in FEATURE_NAMES
-        ],
+        features=feature_specs(),
         metrics=holdout_metrics(prepared.y_holdout, scores),
         feature_distributions=feature_distributions(prepared.x_train, FEATURE_NAMES),
         search=search,

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from models import features
 from topics.events import EventType
 
 PROFILE_PREFIX = "profile:"
@@ -25,20 +26,11 @@ COUNTER_FIELD: dict[str, str] = {
     EventType.SUPPORT_CALL: "support_calls",
     EventType.ORDER: "orders",
 }
-INT_FIELDS = frozenset(
-    {
-        "page_views",
-        "complaints",
-        "support_calls",
-        "orders",
-        "cancel_page_views",
-        "last_event_ts",
-        "scored_at",
-        "scored_event_ts",
-        "tenure_months",
-    }
-)
-FLOAT_FIELDS = frozenset({"churn_score", "monthly_spend"})
+# Written by the store beside the static attributes and counters (the Lua scripts below
+# spell them out too): when the newest counted event happened, and the latest score.
+LAST_EVENT_TS = "last_event_ts"
+INT_FIELDS = frozenset({*features.INT_FIELDS, LAST_EVENT_TS, "scored_at", "scored_event_ts"})
+FLOAT_FIELDS = frozenset({*features.FLOAT_FIELDS, "churn_score"})
 
 # ARGV: ttl, then 6 per event: event_id, customer_id, counter field, cancel flag, ts, source.
 # Returns, per event, the profile after the event (flat HGETALL) or 0 for a duplicate.

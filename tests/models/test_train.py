@@ -86,9 +86,7 @@ def test_metadata_is_complete(trained: tuple[ModelRegistry, ModelMetadata]) -> N
     assert data.rows == N_CUSTOMERS
     assert data.holdout_rows == N_CUSTOMERS // 5
     assert data.train_rows + data.holdout_rows == data.rows
-    assert [(f.name, f.type) for f in meta.features] == [
-        (name, FEATURE_TYPES[name]) for name in FEATURE_NAMES
-    ]
+    assert [(f.name, f.type) for f in meta.features] == list(FEATURE_TYPES.items())
     assert meta.target == "churned"
     assert meta.packages["scikit-learn"] == sklearn.__version__
     assert meta.packages["numpy"] == np.__version__
