@@ -14,9 +14,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from models.aliases import ROLES, AliasState
 from models.evaluation import feature_distributions, holdout_metrics
-from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
+from models.features import FEATURE_NAMES, feature_matrix
 from models.fsutil import sha256_file
-from models.metadata import FeatureSpec, TrainingData, TrainingRecord
+from models.metadata import TrainingData, TrainingRecord, feature_specs
 from models.registry import (
     ModelRefused,
     ModelRegistry,
@@ -27,11 +27,6 @@ from models.registry import (
 )
 from models.synthetic import generate_training_set
 from models.versions import version_name, version_number
-
-FEATURES = [
-    FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
-    for name in FEATURE_NAMES
-]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def record(
         hyperparameters={"max_iter": 2000},
         training_duration_s=0.01,
         training_data=TrainingData(source="test", rows=600, train_rows=600, holdout_rows=600),
-        features=FEATURES,
+        features=feature_specs(),
         metrics=holdout_metrics(labels, classifier.predict_proba(matrix)[:, 1]),
         feature_distributions=feature_distributions(matrix, FEATURE_NAMES),
     )
@@ -129,7 +124,7 @@ def test_registered_metadata_is_complete_and_matches_the_artifact(
     offset = meta.created_at.utcoffset()
     assert offset is not None and offset.total_seconds() == 0
     assert meta.author == "tester"
-    assert meta.features == FEATURES
+    assert meta.features == feature_specs()
     assert set(meta.packages) >= {"python", "scikit-learn", "numpy", "joblib"}
     artifact = two_versions.root / "versions" / "v2" / meta.artifact.file
     assert meta.artifact.sha256 == sha256_file(artifact)
@@ -348,26 +343,32 @@ def test_load_refuses_invalid_metadata(two_versions: ModelRegistry) -> None:
         two_versions.load("v2")
 
 
+_FEATURES = [spec.model_dump() for spec in feature_specs()]
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        (
+            [_FEATURES[1], _FEATURES[0], *_FEATURES[2:]],
+            "model feature order differs from FEATURE_NAMES at position 0: "
+            "'monthly_spend' instead of 'tenure_months'",
+        ),
+        (
+            [*_FEATURES[:-1], {"name": "cancel_views", "type": "int"}],
+            "model features do not match FEATURE_NAMES: "
+            "missing ['cancel_page_views'], unexpected ['cancel_views']",
+        ),
+    ],
+    ids=["reordered", "renamed"],
+)
 def test_load_refuses_a_feature_list_that_differs_from_feature_names(
-    two_versions: ModelRegistry,
+    two_versions: ModelRegistry, features: list[dict[str, str]], reason: str
 ) -> None:
-    features = [{"name": name, "type": FEATURE_TYPES[name]} for name in FEATURE_NAMES]
-    swapped = [features[1], features[0], *features[2:]]
-    _rewrite_metadata(two_versions, "v1", features=swapped)
+    _rewrite_metadata(two_versions, "v1", features=features)
     with pytest.raises(ModelRefused) as caught:
         two_versions.load("v1")
-    assert caught.value.reason == (
-        "model feature order differs from FEATURE_NAMES at position 0: "
-        "'monthly_spend' instead of 'tenure_months'"
-    )
-    renamed = [*features[:-1], {"name": "cancel_views", "type": "int"}]
-    _rewrite_metadata(two_versions, "v2", features=renamed)
-    with pytest.raises(ModelRefused) as caught:
-        two_versions.load("v2")
-    assert caught.value.reason == (
-        "model features do not match FEATURE_NAMES: "
-        "missing ['cancel_page_views'], unexpected ['cancel_views']"
-    )
+    assert caught.value.reason == reason
 
 
 def test_load_refuses_an_artifact_that_is_not_a_classifier(
