@@ -10,7 +10,13 @@ from threadpoolctl import threadpool_limits
 from models.metadata import ModelMetadata
 from models.registry import ModelRegistry, RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
-from models.train import TrainingDataError, train_and_register
+from models.train import (
+    DEFAULT_CUSTOMERS,
+    DEFAULT_SEED,
+    TrainingDataError,
+    TrainingSource,
+    train_and_register,
+)
 
 DEFAULT_TRIALS = 20
 
@@ -25,11 +31,11 @@ DEFAULT_TRIALS = 20
 @click.option(
     "--customers",
     type=click.IntRange(min=100),
-    default=20000,
+    default=DEFAULT_CUSTOMERS,
     show_default=True,
     help="Synthetic customers to generate when --data is not given.",
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Random seed.")
 @click.option("--author", default=None, help="Recorded author [default: $MODEL_AUTHOR or login].")
 @click.option(
     "--search",
@@ -129,18 +135,11 @@ def _train(
     trials: int | None,
     time_budget: float | None,
 ) -> ModelMetadata:
+    source = TrainingSource(data, customers, seed)
     if not search:
-        return train_and_register(
-            registry, data=data, n_customers=customers, seed=seed, author=author
-        )
+        return train_and_register(registry, source, author=author)
     result = search_and_register(
-        registry,
-        data=data,
-        n_customers=customers,
-        seed=seed,
-        author=author,
-        trials=trials,
-        time_budget_s=time_budget,
+        registry, source, author=author, trials=trials, time_budget_s=time_budget
     )
     _report_search(result)
     return result.metadata
