@@ -26,7 +26,7 @@ COUNTER_FIELD: dict[str, str] = {
     EventType.SUPPORT_CALL: "support_calls",
     EventType.ORDER: "orders",
 }
-# Written by the store beside the static attributes and counters (the Lua scripts below
+# Written by the store beside the static attributes and counters (its Lua scripts
 # spell them out too): when the newest counted event happened, and the latest score.
 LAST_EVENT_TS = "last_event_ts"
 INT_FIELDS = frozenset({*features.INT_FIELDS, LAST_EVENT_TS, "scored_at", "scored_event_ts"})
