@@ -42,7 +42,7 @@ from benchmarks.measure import (
 )
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
@@ -161,7 +161,7 @@ class Bench:
         with threadpool_limits(limits=1):
             train_and_register(
                 ModelRegistry(self.registry),
-                n_customers=min(MODEL_TRAINING_CUSTOMERS, max(1000, cfg.customers)),
+                TrainingSource(n_customers=min(MODEL_TRAINING_CUSTOMERS, max(1000, cfg.customers))),
                 author="bench",
             )
         self.say("model trained and registered")

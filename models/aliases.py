@@ -13,19 +13,23 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
 from models.fsutil import atomic_write
+
+# The aliases are the serving roles of the event contract (a prediction record's
+# `model_role`): each names the version that plays it.
+from topics.events import CHALLENGER, CHAMPION, ROLES, Role
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX: updates are then not serialised
     fcntl = None  # type: ignore[assignment]
 
-Alias = Literal["champion", "challenger"]
-ALIASES: tuple[str, ...] = get_args(Alias)
+# The aliases are the serving roles of the event contract (a prediction record's
+# `model_role`): each names the version that plays that role.
+__all__ = ["CHALLENGER", "CHAMPION", "ROLES", "Role"]
 
 # Enough to walk back through any realistic sequence of promotions.
 MAX_HISTORY = 50
@@ -42,12 +46,12 @@ class AliasState(BaseModel):
     challenger: str | None = None
     history: dict[str, list[str]] = Field(default_factory=dict)
 
-    def get(self, alias: str) -> str | None:
+    def get(self, alias: Role) -> str | None:
         """The version an alias points to, if set."""
         value = getattr(self, alias)
         return value if isinstance(value, str) else None
 
-    def assign(self, alias: str, version: str | None) -> None:
+    def assign(self, alias: Role, version: str | None) -> None:
         """Point an alias at ``version`` (or unset it), remembering the previous holder."""
         previous = self.get(alias)
         if previous == version:
@@ -60,9 +64,9 @@ class AliasState(BaseModel):
 
 
 def check_alias(alias: str) -> None:
-    """Raise ``ValueError`` for a name that is not one of ``ALIASES``."""
-    if alias not in ALIASES:
-        raise ValueError(f"unknown alias {alias!r} (expected one of {', '.join(ALIASES)})")
+    """Raise ``ValueError`` for a name that is not one of ``ROLES``."""
+    if alias not in ROLES:
+        raise ValueError(f"unknown alias {alias!r} (expected one of {', '.join(ROLES)})")
 
 
 class AliasStore:

@@ -18,40 +18,18 @@ told which field is wrong).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Final, Literal, TypeVar, get_args
 
 import numpy as np
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "tenure_months",
-    "monthly_spend",
-    "plan_basic",
-    "plan_premium",
-    "contract_monthly",
-    "page_views",
-    "complaints",
-    "support_calls",
-    "orders",
-    "cancel_page_views",
-)
-
-FEATURE_TYPES: dict[str, str] = {
-    "tenure_months": "int",
-    "monthly_spend": "float",
-    "plan_basic": "bool",
-    "plan_premium": "bool",
-    "contract_monthly": "bool",
-    "page_views": "int",
-    "complaints": "int",
-    "support_calls": "int",
-    "orders": "int",
-    "cancel_page_views": "int",
-}
-
-PLANS: tuple[str, ...] = ("basic", "standard", "premium")
-CONTRACTS: tuple[str, ...] = ("monthly", "annual")
-DEFAULT_PLAN = "standard"
-DEFAULT_CONTRACT = "monthly"
+# The profile schema. Static attributes come from profile files; counters are maintained
+# by the stream. Everything else about a profile's fields derives from these.
+Plan = Literal["basic", "standard", "premium"]
+Contract = Literal["monthly", "annual"]
+PLANS: tuple[Plan, ...] = get_args(Plan)
+CONTRACTS: tuple[Contract, ...] = get_args(Contract)
+DEFAULT_PLAN: Final = "standard"
+DEFAULT_CONTRACT: Final = "monthly"
 COUNTER_FIELDS: tuple[str, ...] = (
     "page_views",
     "complaints",
@@ -61,6 +39,26 @@ COUNTER_FIELDS: tuple[str, ...] = (
 )
 INT_FIELDS: tuple[str, ...] = ("tenure_months", *COUNTER_FIELDS)
 FLOAT_FIELDS: tuple[str, ...] = ("monthly_spend",)
+STATIC_FEATURE_FIELDS: tuple[str, ...] = ("plan", "contract", "tenure_months", "monthly_spend")
+STATIC_FIELDS: tuple[str, ...] = (*STATIC_FEATURE_FIELDS, "country")  # country: not a feature
+PROFILE_COLUMNS: tuple[str, ...] = ("customer_id", *STATIC_FIELDS)  # of a profile file
+# Every profile field ``feature_row`` reads.
+FEATURE_INPUTS: tuple[str, ...] = (*STATIC_FEATURE_FIELDS, *COUNTER_FIELDS)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "tenure_months",
+    "monthly_spend",
+    "plan_basic",
+    "plan_premium",
+    "contract_monthly",
+    *COUNTER_FIELDS,
+)
+# Numeric profile fields keep their type; the one-hot columns are booleans.
+FeatureType = Literal["float", "int", "bool"]
+FEATURE_TYPES: dict[str, FeatureType] = {
+    name: "int" if name in INT_FIELDS else "float" if name in FLOAT_FIELDS else "bool"
+    for name in FEATURE_NAMES
+}
 
 # Far beyond any real tenure, spend or counter; larger values are client bugs.
 MAX_VALUE = 1e12
@@ -172,29 +170,21 @@ def _strict_choice(
     return value
 
 
-def _strict_int(payload: Mapping[str, object], field: str) -> int:
+def _strict_number(payload: Mapping[str, object], field: str, kind: type[float]) -> float:
+    """The value of a numeric field as ``kind`` (int or float); 0 when missing or null."""
     value = payload.get(field)
     if value is None:
-        return 0
-    # JSON clients may send 3.0 for 3; bool is an int subclass but never a count.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FeatureError(field, "must be an integer >= 0")
-    if value > MAX_VALUE:
-        raise FeatureError(field, f"must be <= {MAX_VALUE:.0e}")
-    return value
-
-
-def _strict_float(payload: Mapping[str, object], field: str) -> float:
-    value = payload.get(field)
-    if value is None:
-        return 0.0
+        return kind(0)
+    wanted = "an integer" if kind is int else "a number"
+    # bool is an int subclass but never a count or an amount; NaN fails `>= 0`.
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise FeatureError(field, "must be a number >= 0")
+        raise FeatureError(field, f"must be {wanted} >= 0")
+    # JSON clients may send 3.0 for 3.
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise FeatureError(field, f"must be {wanted} >= 0")
     if value > MAX_VALUE:
         raise FeatureError(field, f"must be <= {MAX_VALUE:.0e}")
-    return float(value)
+    return kind(value)
 
 
 def validate_features(payload: Mapping[str, object]) -> dict[str, object]:
@@ -209,9 +199,9 @@ def validate_features(payload: Mapping[str, object]) -> dict[str, object]:
         "contract": _strict_choice(payload, "contract", CONTRACTS, DEFAULT_CONTRACT),
     }
     for field in INT_FIELDS:
-        profile[field] = _strict_int(payload, field)
+        profile[field] = _strict_number(payload, field, int)
     for field in FLOAT_FIELDS:
-        profile[field] = _strict_float(payload, field)
+        profile[field] = _strict_number(payload, field, float)
     return profile
 
 

@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-VERSION_PATTERN = r"^v[1-9][0-9]*$"
+from models.features import FEATURE_NAMES, FEATURE_TYPES, FeatureType
+from models.versions import VERSION_PATTERN
+
 REQUIRED_PACKAGES: tuple[str, ...] = ("python", "scikit-learn", "numpy", "joblib")
 
 Version = Annotated[str, Field(pattern=VERSION_PATTERN)]
@@ -31,7 +33,12 @@ class FeatureSpec(_Frozen):
     """One model input, in the order the model expects it."""
 
     name: str
-    type: Literal["float", "int", "bool"]
+    type: FeatureType
+
+
+def feature_specs() -> list[FeatureSpec]:
+    """This release's model inputs: ``FEATURE_NAMES`` in order, with their types."""
+    return [FeatureSpec(name=name, type=FEATURE_TYPES[name]) for name in FEATURE_NAMES]
 
 
 class TrainingData(_Frozen):

@@ -20,21 +20,31 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
 from pydantic import ValidationError
 
-from models.aliases import ALIASES, Alias, AliasFileError, AliasState, AliasStore, check_alias
+from models.aliases import (
+    CHALLENGER,
+    CHAMPION,
+    ROLES,
+    AliasFileError,
+    AliasState,
+    AliasStore,
+    Role,
+    check_alias,
+)
 from models.errors import InvalidMetadata, ModelRefused, RegistryError, UnknownVersion
 from models.fsutil import fsync_dir, sha256_file, write_durably
 from models.loading import LoadedModel, feature_mismatch, load_verified
 from models.metadata import Artifact, ModelMetadata, TrainingRecord, package_versions
+from models.versions import version_name, version_number
 
 __all__ = [
     "InvalidMetadata",
@@ -42,6 +52,7 @@ __all__ = [
     "ModelRefused",
     "ModelRegistry",
     "RegistryError",
+    "ServingVersions",
     "UnknownVersion",
     "registry_from_env",
 ]
@@ -54,15 +65,19 @@ ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 LATEST = "latest"
 
-_VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 # Each failed rename means another registration took that number, so this bound is only
 # reached if something keeps creating version directories behind our back.
 _MAX_REGISTER_ATTEMPTS = 1000
 
 
-def _version_number(name: str) -> int | None:
-    match = _VERSION_RE.match(name)
-    return int(match.group(1)) if match else None
+@dataclass(frozen=True)
+class ServingVersions:
+    """Which versions serve: the champion alias, else the newest version (None for an empty
+    registry), and the challenger alias, if set."""
+
+    champion: str | None
+    challenger: str | None
+    champion_is_alias: bool  # False: no champion alias, so the newest version serves
 
 
 class ModelRegistry:
@@ -85,7 +100,7 @@ class ModelRegistry:
         numbered = [
             (number, entry.name)
             for entry in entries
-            if (number := _version_number(entry.name)) is not None and entry.is_dir()
+            if (number := version_number(entry.name)) is not None and entry.is_dir()
         ]
         return [name for _, name in sorted(numbered)]
 
@@ -96,7 +111,7 @@ class ModelRegistry:
 
     def _version_dir(self, version: str) -> Path:
         """The directory of an existing version; raises UnknownVersion otherwise."""
-        if _version_number(version) is not None:
+        if version_number(version) is not None:
             path = self._versions_dir / version
             if path.is_dir():
                 return path
@@ -130,8 +145,8 @@ class ModelRegistry:
             names = [entry.name for entry in self._versions_dir.iterdir()]
         except FileNotFoundError:
             names = []
-        numbers = [n for name in names if (n := _version_number(name)) is not None]
-        return f"v{max(numbers, default=0) + 1}"
+        numbers = [n for name in names if (n := version_number(name)) is not None]
+        return version_name(max(numbers, default=0) + 1)
 
     def register(self, estimator: object, record: TrainingRecord) -> ModelMetadata:
         """Store a fitted classifier and its training record as the next version.
@@ -216,16 +231,16 @@ class ModelRegistry:
     def aliases(self) -> dict[str, str]:
         """Set aliases only, e.g. ``{"champion": "v3"}``."""
         state = self._alias_state()
-        return {alias: version for alias in ALIASES if (version := state.get(alias))}
+        return {alias: version for alias in ROLES if (version := state.get(alias))}
 
-    def set_alias(self, alias: Alias, version: str) -> None:
+    def set_alias(self, alias: Role, version: str) -> None:
         """Point an alias at an existing version, remembering its previous holder."""
         check_alias(alias)
         self._version_dir(version)
         self._update_aliases(lambda state: state.assign(alias, version))
         log.info("alias %s -> %s in %s", alias, version, self.root)
 
-    def remove_alias(self, alias: Alias) -> None:
+    def remove_alias(self, alias: Role) -> None:
         """Unset an alias (its holder goes into the history, so a rollback can restore it)."""
         check_alias(alias)
         self._update_aliases(lambda state: state.assign(alias, None))
@@ -235,7 +250,7 @@ class ModelRegistry:
         restored: list[str] = []
 
         def change(state: AliasState) -> None:
-            history = state.history.get("champion", [])
+            history = state.history.get(CHAMPION, [])
             if not history:
                 raise RegistryError("no previous champion to roll back to")
             previous = history.pop()
@@ -249,8 +264,8 @@ class ModelRegistry:
 
     def resolve(self, ref: str) -> str:
         """Turn an alias, ``latest`` or a version into an existing version."""
-        if ref in ALIASES:
-            version = self._alias_state().get(ref)
+        if ref in ROLES:
+            version = self.aliases().get(ref)
             if version is None:
                 raise UnknownVersion(f"alias {ref!r} is not set in {self.root}")
             return version
@@ -262,9 +277,19 @@ class ModelRegistry:
         self._version_dir(ref)
         return ref
 
+    def serving_versions(self) -> ServingVersions:
+        """The versions the serving roles take, from one read of the aliases."""
+        aliases = self.aliases()
+        champion = aliases.get(CHAMPION)
+        return ServingVersions(
+            champion=champion or self.latest_version(),
+            challenger=aliases.get(CHALLENGER),
+            champion_is_alias=champion is not None,
+        )
+
     def serving_version(self) -> str | None:
         """The champion if set, else the latest version, else None."""
-        return self.aliases().get("champion") or self.latest_version()
+        return self.serving_versions().champion
 
     # ------------------------------------------------------------------ loading
 

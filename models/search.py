@@ -18,7 +18,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -30,7 +29,13 @@ from tqdm import tqdm
 
 from models.metadata import ModelMetadata, SearchSummary, SearchTrial
 from models.registry import ModelRegistry
-from models.train import DEFAULT_PARAMS, build_estimator, prepare_data, register_fitted
+from models.train import (
+    DEFAULT_PARAMS,
+    TrainingSource,
+    build_estimator,
+    prepare_data,
+    register_fitted,
+)
 
 __all__ = ["SEARCH_SPACE", "SearchResult", "describe_params", "search_and_register"]
 
@@ -67,10 +72,8 @@ def _sample(rng: np.random.Generator) -> dict[str, JsonValue]:
 @threadpool_limits.wrap(limits=1)
 def search_and_register(
     registry: ModelRegistry,
+    source: TrainingSource,
     *,
-    data: Path | None = None,
-    n_customers: int = 20000,
-    seed: int = 7,
     author: str | None = None,
     trials: int | None = 20,
     time_budget_s: float | None = None,
@@ -87,7 +90,8 @@ def search_and_register(
         raise ValueError(f"trial budget must be >= 1, got {trials}")
     if time_budget_s is not None and not time_budget_s > 0:
         raise ValueError(f"time budget must be > 0 seconds, got {time_budget_s}")
-    prepared = prepare_data(data, n_customers, seed)
+    seed = source.seed
+    prepared = prepare_data(source)
     x_fit, x_val, y_fit, y_val = train_test_split(
         prepared.x_train,
         prepared.y_train,

@@ -21,16 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.features import FEATURE_NAMES, PLANS, feature_matrix
+from models.features import FEATURE_NAMES, PLANS, PROFILE_COLUMNS, feature_matrix
 
-PROFILE_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "plan",
-    "contract",
-    "tenure_months",
-    "monthly_spend",
-    "country",
-)
 EVENT_TYPES: tuple[str, ...] = ("page_view", "complaint", "support_call", "order")
 
 _PLAN_MIX = (0.3, 0.5, 0.2)  # basic, standard, premium

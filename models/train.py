@@ -55,13 +55,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
 from models.evaluation import feature_distributions, holdout_metrics
-from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
+from models.features import FEATURE_NAMES, feature_matrix
 from models.metadata import (
-    FeatureSpec,
     ModelMetadata,
     SearchSummary,
     TrainingData,
     TrainingRecord,
+    feature_specs,
 )
 from models.registry import ModelRegistry
 from models.synthetic import generate_training_set
@@ -71,12 +71,15 @@ __all__ = [
     "DEFAULT_PARAMS",
     "PreparedData",
     "TrainingDataError",
+    "TrainingSource",
     "prepare_data",
     "register_fitted",
     "train_and_register",
 ]
 
 AUTHOR_ENV = "MODEL_AUTHOR"
+DEFAULT_CUSTOMERS = 20_000
+DEFAULT_SEED = 7
 HOLDOUT_FRACTION = 0.2
 MIN_ROWS_PER_CLASS = 10
 DEFAULT_PARAMS: dict[str, JsonValue] = {
@@ -127,9 +130,21 @@ def _jsonable(params: Mapping[str, object]) -> dict[str, JsonValue]:
     return result
 
 
-def _load(data: Path | None, n_customers: int, seed: int) -> LabelledProfiles:
-    if data is not None:
-        return load_training_data(Path(data))
+@dataclass(frozen=True)
+class TrainingSource:
+    """What a run trains on: the labelled file ``data`` or, without one, ``n_customers``
+    synthetic customers. ``seed`` makes the run repeatable: it seeds the synthetic
+    customers, the holdout split, the estimator and a hyperparameter search."""
+
+    data: Path | None = None
+    n_customers: int = DEFAULT_CUSTOMERS
+    seed: int = DEFAULT_SEED
+
+
+def _load(source: TrainingSource) -> LabelledProfiles:
+    if source.data is not None:
+        return load_training_data(Path(source.data))
+    n_customers, seed = source.n_customers, source.seed
     if n_customers < 1:
         raise ValueError(f"n_customers must be >= 1, got {n_customers}")
     profiles, labels = generate_training_set(n_customers, seed)
@@ -161,9 +176,9 @@ class PreparedData:
     y_holdout: np.ndarray
 
 
-def prepare_data(data: Path | None, n_customers: int, seed: int) -> PreparedData:
-    """Read ``data`` (or generate synthetic customers), check both classes and split."""
-    labelled = _load(data, n_customers, seed)
+def prepare_data(source: TrainingSource) -> PreparedData:
+    """Read the file (or generate synthetic customers), check both classes and split."""
+    labelled = _load(source)
     _check_classes(labelled)
     matrix = feature_matrix(labelled.profiles)
     x_train, x_holdout, y_train, y_holdout = train_test_split(
@@ -171,7 +186,7 @@ def prepare_data(data: Path | None, n_customers: int, seed: int) -> PreparedData
         labelled.labels,
         test_size=HOLDOUT_FRACTION,
         stratify=labelled.labels,
-        random_state=seed,
+        random_state=source.seed,
     )
     return PreparedData(labelled, x_train, x_holdout, y_train, y_holdout)
 
@@ -201,10 +216,7 @@ def register_fitted(
             holdout_rows=len(prepared.y_holdout),
             sha256=labelled.sha256,
         ),
-        features=[
-            FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
-            for name in FEATURE_NAMES
-        ],
+        features=feature_specs(),
         metrics=holdout_metrics(prepared.y_holdout, scores),
         feature_distributions=feature_distributions(prepared.x_train, FEATURE_NAMES),
         search=search,
@@ -214,20 +226,18 @@ def register_fitted(
 
 def train_and_register(
     registry: ModelRegistry,
+    source: TrainingSource,
     *,
-    data: Path | None = None,
-    n_customers: int = 20000,
-    seed: int = 7,
     author: str | None = None,
     params: Mapping[str, object] | None = None,
 ) -> ModelMetadata:
-    """Train on ``data`` (or synthetic customers), evaluate on a holdout and register.
+    """Train on ``source``, evaluate on a holdout and register.
 
     Raises TrainingDataError for unusable data, ValueError for bad arguments and
     RegistryError if the model cannot be stored.
     """
-    estimator = build_estimator(seed, params)
-    prepared = prepare_data(data, n_customers, seed)
+    estimator = build_estimator(source.seed, params)
+    prepared = prepare_data(source)
     started = time.perf_counter()
     estimator.fit(prepared.x_train, prepared.y_train)
     duration = time.perf_counter() - started

@@ -14,20 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from models.features import COUNTER_FIELDS, FeatureError, validate_features
+from models.features import (
+    FEATURE_INPUTS,
+    FLOAT_FIELDS,
+    INT_FIELDS,
+    PROFILE_COLUMNS,
+    FeatureError,
+    validate_features,
+)
 from models.fsutil import sha256_file
 
 LABEL_COLUMN = "churned"
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "plan",
-    "contract",
-    "tenure_months",
-    "monthly_spend",
-    *COUNTER_FIELDS,
-)
-NUMERIC_COLUMNS: tuple[str, ...] = ("tenure_months", "monthly_spend", *COUNTER_FIELDS)
+FEATURE_COLUMNS: tuple[str, ...] = FEATURE_INPUTS
+NUMERIC_COLUMNS: tuple[str, ...] = (*INT_FIELDS, *FLOAT_FIELDS)
 REQUIRED_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL_COLUMN)
-OPTIONAL_COLUMNS: tuple[str, ...] = ("customer_id", "country")
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in PROFILE_COLUMNS if c not in FEATURE_INPUTS)
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 

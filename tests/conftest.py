@@ -70,10 +70,12 @@ def each_broker(request: pytest.FixtureRequest) -> EmbeddedStack:
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding one small trained model version."""
     from models.registry import ModelRegistry
-    from models.train import train_and_register
+    from models.train import TrainingSource, train_and_register
 
     root = tmp_path_factory.mktemp("registry")
-    train_and_register(ModelRegistry(root), n_customers=3000, seed=11, author="tests")
+    train_and_register(
+        ModelRegistry(root), TrainingSource(n_customers=3000, seed=11), author="tests"
+    )
     return root
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,14 @@ MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PagePath = Annotated[str, StringConstraints(pattern=r"^/", max_length=2048)]
+
+
+# The serving roles, on every prediction record as `model_role`. Each is also the registry
+# alias (models.aliases) naming the version that plays it.
+Role = Literal["champion", "challenger"]
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class EventType(StrEnum):
@@ -136,7 +144,7 @@ class PredictionRecord(BaseModel):
     features: dict[str, float]
     churn_score: float = Field(ge=0.0, le=1.0)
     model_version: str
-    model_role: Literal["champion", "challenger"] = "champion"
+    model_role: Role = CHAMPION
     event_ts: int = Field(description="epoch ms of the event")
     scored_at: int = Field(description="epoch ms when the score was computed")
 

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from topics.events import CHAMPION
+
 # What a value of the wrong shape raises while it is read: bad JSON (a ValueError), a
 # missing field, a field of the wrong type.
 _SHAPE_ERRORS = (ValueError, KeyError, TypeError)
@@ -123,7 +125,7 @@ def parse_prediction(raw: bytes | bytearray | memoryview) -> Prediction:
             data["features"],
             data["churn_score"],
             data["model_version"],
-            data.get("model_role", "champion"),
+            data.get("model_role", CHAMPION),
             data["event_ts"],
             data["scored_at"],
         )

@@ -14,7 +14,7 @@ import orjson
 
 from models.registry import ModelRegistry
 from models.synthetic import generate_customers
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.commands.common import (
     broker_option,
     customers_option,
@@ -81,7 +81,7 @@ def demo(
         registry = ModelRegistry(registry_root)
         if registry.serving_version() is None:
             click.echo("no model yet: training one on synthetic customers ...")
-            metadata = train_and_register(registry, n_customers=20_000)
+            metadata = train_and_register(registry, TrainingSource())
             click.echo(
                 f"registered model {metadata.version} "
                 f"(holdout ROC AUC {metadata.metrics.roc_auc:.3f})"

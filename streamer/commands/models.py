@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from models.aliases import ALIASES, Alias
+from models.aliases import CHAMPION, ROLES, Role
 from models.registry import ModelRegistry, RegistryError, registry_from_env
 
 _COLUMNS = ("VERSION", "CREATED_AT", "MODEL_TYPE", "ROC_AUC", "ALIASES")
@@ -72,10 +72,9 @@ def list_models() -> None:
             click.echo(f"no models registered in {registry.root}")
             return
         click.echo(_table(rows))
-        champion = registry.aliases().get("champion")
-        serving = registry.serving_version()
-    how = "champion" if champion else "latest; no champion alias set"
-    click.echo(f"serving: {serving} ({how})")
+        serving = registry.serving_versions()
+    how = "champion" if serving.champion_is_alias else "latest; no champion alias set"
+    click.echo(f"serving: {serving.champion} ({how})")
 
 
 @models.command("show")
@@ -93,11 +92,11 @@ def show(version: str) -> None:
 @click.option(
     "--as",
     "alias",
-    type=click.Choice(ALIASES),
-    default="champion",
+    type=click.Choice(ROLES),
+    default=CHAMPION,
     help="Alias to point at VERSION.",
 )
-def promote(version: str, alias: Alias) -> None:
+def promote(version: str, alias: Role) -> None:
     """Point an alias at VERSION after checking that the model loads and verifies."""
     registry = registry_from_env()
     with _one_line_errors():
@@ -115,14 +114,14 @@ def rollback() -> None:
     """Point champion back at the previous champion."""
     registry = registry_from_env()
     with _one_line_errors():
-        current = registry.aliases().get("champion")
+        current = registry.aliases().get(CHAMPION)
         restored = registry.rollback()
     click.echo(f"champion -> {restored} (was {current or 'unset'})")
 
 
 @models.command("unset")
-@click.argument("alias", type=click.Choice(ALIASES))
-def unset(alias: Alias) -> None:
+@click.argument("alias", type=click.Choice(ROLES))
+def unset(alias: Role) -> None:
     """Remove an alias, e.g. end a champion/challenger comparison with `unset challenger`.
 
     Without a champion alias the newest version serves.

@@ -9,7 +9,13 @@ from threadpoolctl import threadpool_limits
 
 from models.registry import RegistryError, registry_from_env
 from models.search import SearchResult, describe_params, search_and_register
-from models.train import TrainingDataError, train_and_register
+from models.train import (
+    DEFAULT_CUSTOMERS,
+    DEFAULT_SEED,
+    TrainingDataError,
+    TrainingSource,
+    train_and_register,
+)
 from streamer.commands.common import customers_option
 
 DEFAULT_TRIALS = 20
@@ -23,9 +29,9 @@ DEFAULT_TRIALS = 20
     help="Labelled CSV or Parquet file (see the README for columns); default: synthetic.",
 )
 @customers_option(
-    20000, minimum=100, help="Synthetic customers to generate when --data is not given."
+    DEFAULT_CUSTOMERS, minimum=100, help="Synthetic customers to generate when --data is not given."
 )
-@click.option("--seed", type=int, default=7, help="Random seed.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, help="Random seed.")
 @click.option("--author", default=None, help="Recorded author [default: $MODEL_AUTHOR or login].")
 @click.option(
     "--search",
@@ -64,6 +70,7 @@ def train(
     if search and trials is None and time_budget is None:
         trials = DEFAULT_TRIALS
     registry = registry_from_env()
+    training = TrainingSource(data, customers, seed)
     source = str(data) if data else f"{customers} synthetic customers (seed {seed})"
     click.echo(f"{'searching' if search else 'training'} on {source} ...", err=True)
     try:
@@ -73,9 +80,7 @@ def train(
             if search:
                 result = search_and_register(
                     registry,
-                    data=data,
-                    n_customers=customers,
-                    seed=seed,
+                    training,
                     author=author,
                     trials=trials,
                     time_budget_s=time_budget,
@@ -83,9 +88,7 @@ def train(
                 _report_search(result)
                 meta = result.metadata
             else:
-                meta = train_and_register(
-                    registry, data=data, n_customers=customers, seed=seed, author=author
-                )
+                meta = train_and_register(registry, training, author=author)
     except (TrainingDataError, RegistryError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = meta.metrics
@@ -99,15 +102,16 @@ def train(
         f"positive_rate={metrics.positive_rate:.3f}"
     )
     try:
-        champion = registry.aliases().get("champion")
+        serving = registry.serving_versions()
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    if champion:
+    if serving.champion_is_alias:
         click.echo(
-            f"serving: champion {champion} (promote with: streamer models promote {meta.version})"
+            f"serving: champion {serving.champion} "
+            f"(promote with: streamer models promote {meta.version})"
         )
     else:
-        click.echo(f"serving: latest version {meta.version} (no champion alias set)")
+        click.echo(f"serving: latest version {serving.champion} (no champion alias set)")
 
 
 def _report_search(result: SearchResult) -> None:

@@ -1,9 +1,9 @@
 """The serving models: champion and challenger, loaded from the registry and swapped live.
 
-The champion is the registry's `champion` alias, else its newest version; the challenger
-is the `challenger` alias, if set. A version that fails verification (checksum, load,
-feature list) is refused once, with a logged reason and a metric, and the model already
-serving in that role keeps serving.
+The roles take the versions `ModelRegistry.serving_versions` names: the champion alias,
+else the newest version, and the challenger alias, if set. A version that fails
+verification (checksum, load, feature list) is refused once, with a logged reason and a
+metric, and the model already serving in that role keeps serving.
 
 Which customers the challenger scores in split mode is decided by `routes_to_challenger`,
 a stable hash of the customer id: the same customer lands on the same side in every
@@ -18,17 +18,15 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from models.aliases import Role
 from models.errors import RegistryError
 from models.registry import LoadedModel, ModelRegistry
 from streamer.worker import metrics
 
 log = logging.getLogger(__name__)
-
-Role = Literal["champion", "challenger"]
 
 _BUCKET_SCALE = float(1 << 64)
 
@@ -65,7 +63,7 @@ class ScoreCache:
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], tuple[str, tuple[float, ...], float]] = (
+        self._entries: OrderedDict[tuple[Role, str], tuple[str, tuple[float, ...], float]] = (
             OrderedDict()
         )
 
@@ -73,7 +71,7 @@ class ScoreCache:
         return len(self._entries)
 
     def get(
-        self, role: str, customer_id: str, version: str, row: tuple[float, ...]
+        self, role: Role, customer_id: str, version: str, row: tuple[float, ...]
     ) -> float | None:
         """The cached score, if this customer's last score came from this model and row."""
         entry = self._entries.get((role, customer_id))
@@ -83,7 +81,7 @@ class ScoreCache:
         return entry[2]
 
     def put(
-        self, role: str, customer_id: str, version: str, row: tuple[float, ...], score: float
+        self, role: Role, customer_id: str, version: str, row: tuple[float, ...], score: float
     ) -> None:
         key = (role, customer_id)
         self._entries[key] = (version, row, score)
@@ -110,24 +108,19 @@ class ModelHolder:
         self.refused: dict[str, str] = {}
         self._loaded = asyncio.Event()
 
-    def _targets(self) -> tuple[str | None, str | None]:
-        aliases = self.registry.aliases()
-        champion = aliases.get("champion") or self.registry.latest_version()
-        return champion, aliases.get("challenger")
-
     async def refresh(self) -> bool:
         """Take the registry's champion and challenger into service if they changed.
 
         True if either role changed.
         """
         try:
-            champion_target, challenger_target = await asyncio.to_thread(self._targets)
+            targets = await asyncio.to_thread(self.registry.serving_versions)
         except RegistryError as error:
             # A corrupt aliases file or unreadable registry: keep serving what we have.
             log.warning("Registry unreadable, keeping the current models: %s", error)
             return False
         changed = False
-        champion = await self._obtain(champion_target, self.current)
+        champion = await self._obtain(targets.champion, self.current)
         if champion is not self.current and champion is not None:
             previous, self.current = self.current, champion
             if previous is not None:
@@ -140,10 +133,10 @@ class ModelHolder:
             )
             self._loaded.set()
             changed = True
-        if challenger_target is None:
+        if targets.challenger is None:
             challenger = None
         else:
-            challenger = await self._obtain(challenger_target, self.challenger)
+            challenger = await self._obtain(targets.challenger, self.challenger)
         if challenger is not self.challenger:
             previous_challenger, self.challenger = self.challenger, challenger
             if previous_challenger is not None:

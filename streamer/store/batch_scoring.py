@@ -48,9 +48,9 @@ import orjson
 import redis
 from tqdm import tqdm
 
-from models.features import COUNTER_FIELDS, feature_matrix
+from models.features import FEATURE_INPUTS, feature_matrix
 from models.registry import LoadedModel
-from streamer.store.profiles import PROFILE_PREFIX
+from streamer.store.profiles import LAST_EVENT_TS, PROFILE_PREFIX
 from topics.events import utc_now_ms
 
 PROGRESS_KEY = "score-batch:progress"
@@ -101,14 +101,7 @@ redis.call('HINCRBY', KEYS[1], 'written', written)
 return written
 """
 
-READ_FIELDS: tuple[str, ...] = (
-    "plan",
-    "contract",
-    "tenure_months",
-    "monthly_spend",
-    *COUNTER_FIELDS,
-    "last_event_ts",
-)
+READ_FIELDS: tuple[str, ...] = (*FEATURE_INPUTS, LAST_EVENT_TS)
 
 
 class BatchScoringError(Exception):
@@ -167,7 +160,7 @@ def _read_page(
 
 def _event_ts(profile: Mapping[str, object]) -> int:
     try:
-        return max(0, int(float(profile.get("last_event_ts") or 0)))  # type: ignore[arg-type]
+        return max(0, int(float(profile.get(LAST_EVENT_TS) or 0)))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return 0
 

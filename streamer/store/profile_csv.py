@@ -6,21 +6,23 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROFILE_COLUMNS = ("customer_id", "plan", "contract", "tenure_months", "monthly_spend", "country")
+from models.features import DEFAULT_CONTRACT, DEFAULT_PLAN, Contract, Plan
 
 
 class StaticProfile(BaseModel):
-    """Static attributes of one customer, as loaded from a profile file."""
+    """Static attributes of one customer, as loaded from a profile file.
+
+    Its fields are ``models.features.PROFILE_COLUMNS``, with their types there.
+    """
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     customer_id: str = Field(min_length=1, max_length=256)
-    plan: Literal["basic", "standard", "premium"] = "standard"
-    contract: Literal["monthly", "annual"] = "monthly"
+    plan: Plan = DEFAULT_PLAN
+    contract: Contract = DEFAULT_CONTRACT
     tenure_months: int = Field(0, ge=0, le=1200)
     monthly_spend: float = Field(0.0, ge=0)
     country: str = Field("", max_length=2)

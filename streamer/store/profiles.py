@@ -15,6 +15,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from models import features
 from topics.events import EventType
 
 PROFILE_PREFIX = "profile:"
@@ -26,20 +27,11 @@ COUNTER_FIELD: dict[str, str] = {
     EventType.SUPPORT_CALL: "support_calls",
     EventType.ORDER: "orders",
 }
-INT_FIELDS = frozenset(
-    {
-        "page_views",
-        "complaints",
-        "support_calls",
-        "orders",
-        "cancel_page_views",
-        "last_event_ts",
-        "scored_at",
-        "scored_event_ts",
-        "tenure_months",
-    }
-)
-FLOAT_FIELDS = frozenset({"churn_score", "monthly_spend"})
+# Written by the store beside the static attributes and counters (its Lua scripts
+# spell them out too): when the newest counted event happened, and the latest score.
+LAST_EVENT_TS = "last_event_ts"
+INT_FIELDS = frozenset({*features.INT_FIELDS, LAST_EVENT_TS, "scored_at", "scored_event_ts"})
+FLOAT_FIELDS = frozenset({*features.FLOAT_FIELDS, "churn_score"})
 
 # The Lua scripts, next to this module: counters and dedup marks (see apply_events.lua for
 # how a redelivery is told from a duplicate), and scores guarded by event time.

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from models.registry import ModelRegistry
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.commands.models import models
 
 
@@ -18,8 +18,8 @@ from streamer.commands.models import models
 def two_version_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     registry = ModelRegistry(root)
-    train_and_register(registry, n_customers=1000, seed=1, author="ci")
-    train_and_register(registry, n_customers=1000, seed=2, author="ci")
+    train_and_register(registry, TrainingSource(n_customers=1000, seed=1), author="ci")
+    train_and_register(registry, TrainingSource(n_customers=1000, seed=2), author="ci")
     return root
 
 

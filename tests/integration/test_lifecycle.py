@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.devstack import EmbeddedStack
 from streamer.serving.models import routes_to_challenger
 from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
@@ -37,7 +37,9 @@ def two_versions(trained_registry: Path, tmp_path_factory: pytest.TempPathFactor
     root = tmp_path_factory.mktemp("lifecycle") / "registry"
     shutil.copytree(trained_registry, root)
     with threadpool_limits(limits=1):
-        train_and_register(ModelRegistry(root), n_customers=1500, seed=23, author="tests")
+        train_and_register(
+            ModelRegistry(root), TrainingSource(n_customers=1500, seed=23), author="tests"
+        )
     return root
 
 

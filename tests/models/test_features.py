@@ -10,6 +10,8 @@ import pytest
 from models.features import (
     FEATURE_NAMES,
     FEATURE_TYPES,
+    FLOAT_FIELDS,
+    INT_FIELDS,
     FeatureError,
     feature_matrix,
     feature_row,
@@ -33,23 +35,22 @@ FULL_ROW = [14.0, 21.5, 1.0, 0.0, 0.0, 31.0, 2.0, 3.0, 5.0, 1.0]
 DEFAULT_ROW = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_feature_names_and_types_are_the_contract() -> None:
-    assert FEATURE_NAMES == (
-        "tenure_months",
-        "monthly_spend",
-        "plan_basic",
-        "plan_premium",
-        "contract_monthly",
-        "page_views",
-        "complaints",
-        "support_calls",
-        "orders",
-        "cancel_page_views",
-    )
-    assert list(FEATURE_TYPES) == list(FEATURE_NAMES)
-    assert FEATURE_TYPES["monthly_spend"] == "float"
-    assert FEATURE_TYPES["plan_basic"] == "bool"
-    assert FEATURE_TYPES["complaints"] == "int"
+def test_each_numeric_field_lands_in_the_column_of_its_name() -> None:
+    for field in (*INT_FIELDS, *FLOAT_FIELDS):
+        named = dict(zip(FEATURE_NAMES, feature_row({field: 7}), strict=True))
+        assert named[field] == 7.0
+        assert named == {**dict(zip(FEATURE_NAMES, DEFAULT_ROW, strict=True)), field: 7.0}
+
+
+def test_feature_types_are_what_validation_produces() -> None:
+    profile = validate_features(FULL_PROFILE)
+    row = dict(zip(FEATURE_NAMES, feature_row(profile), strict=True))
+    for name, kind in FEATURE_TYPES.items():
+        if name in profile:
+            assert type(profile[name]).__name__ == kind, name
+        else:  # a one-hot column of a categorical field
+            assert kind == "bool" and row[name] in (0.0, 1.0), name
+    assert set(FEATURE_TYPES.values()) == {"int", "float", "bool"}
 
 
 def test_row_follows_feature_names_order() -> None:
@@ -139,6 +140,9 @@ def test_validate_features_feeds_feature_row() -> None:
         ("monthly_spend", "12.5", "monthly_spend: must be a number >= 0"),
         ("monthly_spend", True, "monthly_spend: must be a number >= 0"),
         ("monthly_spend", math.nan, "monthly_spend: must be a number >= 0"),
+        ("monthly_spend", math.inf, "monthly_spend: must be <= 1e+12"),
+        ("tenure_months", math.inf, "tenure_months: must be an integer >= 0"),
+        ("support_calls", 1e13, "support_calls: must be <= 1e+12"),
         ("tenure_months", 2.5, "tenure_months: must be an integer >= 0"),
         ("complaints", -1, "complaints: must be an integer >= 0"),
         ("page_views", "3", "page_views: must be an integer >= 0"),

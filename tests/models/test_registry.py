@@ -12,23 +12,21 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from models.aliases import ROLES, AliasState
 from models.evaluation import feature_distributions, holdout_metrics
-from models.features import FEATURE_NAMES, FEATURE_TYPES, feature_matrix
+from models.features import FEATURE_NAMES, feature_matrix
 from models.fsutil import sha256_file
-from models.metadata import FeatureSpec, TrainingData, TrainingRecord
+from models.metadata import TrainingData, TrainingRecord, feature_specs
 from models.registry import (
     ModelRefused,
     ModelRegistry,
     RegistryError,
+    ServingVersions,
     UnknownVersion,
     registry_from_env,
 )
 from models.synthetic import generate_training_set
-
-FEATURES = [
-    FeatureSpec.model_validate({"name": name, "type": FEATURE_TYPES[name]})
-    for name in FEATURE_NAMES
-]
+from models.versions import version_name, version_number
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def record(
         hyperparameters={"max_iter": 2000},
         training_duration_s=0.01,
         training_data=TrainingData(source="test", rows=600, train_rows=600, holdout_rows=600),
-        features=FEATURES,
+        features=feature_specs(),
         metrics=holdout_metrics(labels, classifier.predict_proba(matrix)[:, 1]),
         feature_distributions=feature_distributions(matrix, FEATURE_NAMES),
     )
@@ -101,6 +99,7 @@ def test_empty_registry(registry: ModelRegistry) -> None:
     assert registry.versions() == []
     assert registry.latest_version() is None
     assert registry.serving_version() is None
+    assert registry.serving_versions() == ServingVersions(None, None, champion_is_alias=False)
     assert registry.aliases() == {}
     assert not registry.root.exists()  # reading never creates the root
 
@@ -125,7 +124,7 @@ def test_registered_metadata_is_complete_and_matches_the_artifact(
     offset = meta.created_at.utcoffset()
     assert offset is not None and offset.total_seconds() == 0
     assert meta.author == "tester"
-    assert meta.features == FEATURES
+    assert meta.features == feature_specs()
     assert set(meta.packages) >= {"python", "scikit-learn", "numpy", "joblib"}
     artifact = two_versions.root / "versions" / "v2" / meta.artifact.file
     assert meta.artifact.sha256 == sha256_file(artifact)
@@ -212,8 +211,17 @@ def test_concurrent_registrations_get_distinct_versions(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, 9)]
-    assert registry.versions() == [f"v{i}" for i in range(1, 9)]
+    assert sorted(results, key=version_number) == [version_name(i) for i in range(1, 9)]
+    assert registry.versions() == [version_name(i) for i in range(1, 9)]
+
+
+def test_version_names() -> None:
+    assert [version_number(name) for name in ("v1", "v10", "v123")] == [1, 10, 123]
+    for name in ("v0", "v01", "1", "v", "V1", "v1 ", "v1\n", "v-1", "latest"):
+        assert version_number(name) is None, name
+    assert version_name(12) == "v12" and version_number(version_name(12)) == 12
+    with pytest.raises(ValueError, match="start at 1"):
+        version_name(0)
 
 
 def test_unknown_versions(two_versions: ModelRegistry) -> None:
@@ -228,10 +236,12 @@ def test_unknown_versions(two_versions: ModelRegistry) -> None:
 def test_aliases_promote_and_rollback(two_versions: ModelRegistry) -> None:
     registry = two_versions
     assert registry.serving_version() == "v2"  # no champion: latest serves
+    assert registry.serving_versions() == ServingVersions("v2", None, champion_is_alias=False)
     registry.set_alias("champion", "v1")
     assert registry.serving_version() == "v1"
     registry.set_alias("champion", "v2")
     registry.set_alias("challenger", "v1")
+    assert registry.serving_versions() == ServingVersions("v2", "v1", champion_is_alias=True)
     assert registry.aliases() == {"champion": "v2", "challenger": "v1"}
     assert registry.resolve("champion") == "v2"
     assert registry.resolve("challenger") == "v1"
@@ -275,6 +285,10 @@ def test_set_alias_rejects_unknown_versions_and_aliases(two_versions: ModelRegis
     with pytest.raises(ValueError, match="unknown alias 'canary'"):
         two_versions.set_alias("canary", "v1")  # type: ignore[arg-type]
     assert two_versions.aliases() == {"champion": "v1"}
+
+
+def test_every_role_is_an_alias_field() -> None:
+    assert set(AliasState.model_fields) == {*ROLES, "history"}
 
 
 def test_corrupt_aliases_file_is_a_one_line_error(two_versions: ModelRegistry) -> None:
@@ -329,26 +343,32 @@ def test_load_refuses_invalid_metadata(two_versions: ModelRegistry) -> None:
         two_versions.load("v2")
 
 
+_FEATURES = [spec.model_dump() for spec in feature_specs()]
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        (
+            [_FEATURES[1], _FEATURES[0], *_FEATURES[2:]],
+            "model feature order differs from FEATURE_NAMES at position 0: "
+            "'monthly_spend' instead of 'tenure_months'",
+        ),
+        (
+            [*_FEATURES[:-1], {"name": "cancel_views", "type": "int"}],
+            "model features do not match FEATURE_NAMES: "
+            "missing ['cancel_page_views'], unexpected ['cancel_views']",
+        ),
+    ],
+    ids=["reordered", "renamed"],
+)
 def test_load_refuses_a_feature_list_that_differs_from_feature_names(
-    two_versions: ModelRegistry,
+    two_versions: ModelRegistry, features: list[dict[str, str]], reason: str
 ) -> None:
-    features = [{"name": name, "type": FEATURE_TYPES[name]} for name in FEATURE_NAMES]
-    swapped = [features[1], features[0], *features[2:]]
-    _rewrite_metadata(two_versions, "v1", features=swapped)
+    _rewrite_metadata(two_versions, "v1", features=features)
     with pytest.raises(ModelRefused) as caught:
         two_versions.load("v1")
-    assert caught.value.reason == (
-        "model feature order differs from FEATURE_NAMES at position 0: "
-        "'monthly_spend' instead of 'tenure_months'"
-    )
-    renamed = [*features[:-1], {"name": "cancel_views", "type": "int"}]
-    _rewrite_metadata(two_versions, "v2", features=renamed)
-    with pytest.raises(ModelRefused) as caught:
-        two_versions.load("v2")
-    assert caught.value.reason == (
-        "model features do not match FEATURE_NAMES: "
-        "missing ['cancel_page_views'], unexpected ['cancel_views']"
-    )
+    assert caught.value.reason == reason
 
 
 def test_load_refuses_an_artifact_that_is_not_a_classifier(

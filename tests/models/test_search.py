@@ -8,12 +8,14 @@ import pytest
 
 from models.registry import ModelRegistry
 from models.search import SEARCH_SPACE, search_and_register
-from models.train import DEFAULT_PARAMS
+from models.train import DEFAULT_PARAMS, TrainingSource
 
 
 def test_trial_budget_is_exact_and_the_best_is_registered(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
-    result = search_and_register(registry, n_customers=1500, seed=5, author="ci", trials=4)
+    result = search_and_register(
+        registry, TrainingSource(n_customers=1500, seed=5), author="ci", trials=4
+    )
     summary = result.summary
     assert len(summary.trials) == 4
     assert summary.stopped_by == "trials" and summary.trial_budget == 4
@@ -34,7 +36,11 @@ def test_trial_budget_is_exact_and_the_best_is_registered(tmp_path: Path) -> Non
 def test_time_budget_stops_cleanly_after_the_first_trial(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     result = search_and_register(
-        registry, n_customers=1500, seed=5, author="ci", trials=1000, time_budget_s=1e-6
+        registry,
+        TrainingSource(n_customers=1500, seed=5),
+        author="ci",
+        trials=1000,
+        time_budget_s=1e-6,
     )
     assert result.summary.stopped_by == "time"
     assert len(result.summary.trials) == 1  # the first trial always runs
@@ -42,8 +48,12 @@ def test_time_budget_stops_cleanly_after_the_first_trial(tmp_path: Path) -> None
 
 
 def test_search_is_reproducible_per_seed(tmp_path: Path) -> None:
-    first = search_and_register(ModelRegistry(tmp_path / "a"), n_customers=800, seed=9, trials=3)
-    second = search_and_register(ModelRegistry(tmp_path / "b"), n_customers=800, seed=9, trials=3)
+    first = search_and_register(
+        ModelRegistry(tmp_path / "a"), TrainingSource(n_customers=800, seed=9), trials=3
+    )
+    second = search_and_register(
+        ModelRegistry(tmp_path / "b"), TrainingSource(n_customers=800, seed=9), trials=3
+    )
     assert [t.params for t in first.summary.trials] == [t.params for t in second.summary.trials]
 
 
@@ -55,5 +65,7 @@ def test_bad_budgets(
     tmp_path: Path, trials: int | None, budget: float | None, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        search_and_register(ModelRegistry(tmp_path), trials=trials, time_budget_s=budget)
+        search_and_register(
+            ModelRegistry(tmp_path), TrainingSource(), trials=trials, time_budget_s=budget
+        )
     assert ModelRegistry(tmp_path).versions() == []

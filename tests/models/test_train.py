@@ -19,7 +19,7 @@ from models.fsutil import sha256_file
 from models.metadata import ModelMetadata
 from models.registry import ModelRegistry
 from models.synthetic import generate_training_set
-from models.train import TrainingDataError, resolve_author, train_and_register
+from models.train import TrainingDataError, TrainingSource, resolve_author, train_and_register
 from models.training_data import REQUIRED_COLUMNS
 
 N_CUSTOMERS = 4000
@@ -29,7 +29,9 @@ SEED = 3
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRegistry, ModelMetadata]:
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
-    meta = train_and_register(registry, n_customers=N_CUSTOMERS, seed=SEED, author="alice")
+    meta = train_and_register(
+        registry, TrainingSource(n_customers=N_CUSTOMERS, seed=SEED), author="alice"
+    )
     return registry, meta
 
 
@@ -86,9 +88,7 @@ def test_metadata_is_complete(trained: tuple[ModelRegistry, ModelMetadata]) -> N
     assert data.rows == N_CUSTOMERS
     assert data.holdout_rows == N_CUSTOMERS // 5
     assert data.train_rows + data.holdout_rows == data.rows
-    assert [(f.name, f.type) for f in meta.features] == [
-        (name, FEATURE_TYPES[name]) for name in FEATURE_NAMES
-    ]
+    assert [(f.name, f.type) for f in meta.features] == list(FEATURE_TYPES.items())
     assert meta.target == "churned"
     assert meta.packages["scikit-learn"] == sklearn.__version__
     assert meta.packages["numpy"] == np.__version__
@@ -138,7 +138,7 @@ def test_train_from_csv_records_the_file(tmp_path: Path) -> None:
     columns = ("customer_id", *REQUIRED_COLUMNS, "country")
     path = _write_csv(tmp_path / "train.csv", _labelled_rows(1200), columns)
     registry = ModelRegistry(tmp_path / "registry")
-    meta = train_and_register(registry, data=path, seed=1, author="t")
+    meta = train_and_register(registry, TrainingSource(data=path, seed=1), author="t")
     assert meta.training_data.source == str(path.resolve())
     assert meta.training_data.sha256 == sha256_file(path)
     assert meta.training_data.rows == 1200
@@ -150,7 +150,7 @@ def test_train_from_parquet(tmp_path: Path) -> None:
     path = tmp_path / "train.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     registry = ModelRegistry(tmp_path / "registry")
-    meta = train_and_register(registry, data=path, seed=1, author="t")
+    meta = train_and_register(registry, TrainingSource(data=path, seed=1), author="t")
     assert meta.training_data.rows == 1200
     assert registry.versions() == ["v1"]
 
@@ -174,7 +174,7 @@ def test_bad_csv_row_names_file_line_and_column(
     path = _write_csv(tmp_path / "bad.csv", rows, REQUIRED_COLUMNS)
     registry = ModelRegistry(tmp_path / "registry")
     with pytest.raises(TrainingDataError) as caught:
-        train_and_register(registry, data=path)
+        train_and_register(registry, TrainingSource(data=path))
     assert str(caught.value) == f"{path}: line 6: {message}"
     assert registry.versions() == []
 
@@ -184,19 +184,19 @@ def test_csv_structure_errors(tmp_path: Path) -> None:
     no_orders = tuple(c for c in REQUIRED_COLUMNS if c != "orders")
     path = _write_csv(tmp_path / "missing.csv", _labelled_rows(5), no_orders)
     with pytest.raises(TrainingDataError, match=r"missing.csv: line 1: missing columns: orders$"):
-        train_and_register(registry, data=path)
+        train_and_register(registry, TrainingSource(data=path))
 
     path = _write_csv(tmp_path / "short.csv", _labelled_rows(5), REQUIRED_COLUMNS)
     lines = path.read_text().splitlines()
     lines[3] = lines[3].rsplit(",", 1)[0]
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(TrainingDataError, match=r"short.csv: line 4: expected 10 fields, got 9$"):
-        train_and_register(registry, data=path)
+        train_and_register(registry, TrainingSource(data=path))
 
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(TrainingDataError, match="file is empty"):
-        train_and_register(registry, data=empty)
+        train_and_register(registry, TrainingSource(data=empty))
 
 
 def test_bad_parquet_row_names_the_row_index(tmp_path: Path) -> None:
@@ -205,24 +205,24 @@ def test_bad_parquet_row_names_the_row_index(tmp_path: Path) -> None:
     path = tmp_path / "bad.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     with pytest.raises(TrainingDataError) as caught:
-        train_and_register(ModelRegistry(tmp_path / "registry"), data=path)
+        train_and_register(ModelRegistry(tmp_path / "registry"), TrainingSource(data=path))
     assert str(caught.value) == (f"{path}: row 7: column 'support_calls': must be an integer >= 0")
 
 
 def test_unusable_inputs(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "registry")
     with pytest.raises(TrainingDataError, match="no such file"):
-        train_and_register(registry, data=tmp_path / "absent.csv")
+        train_and_register(registry, TrainingSource(data=tmp_path / "absent.csv"))
     with pytest.raises(TrainingDataError, match=r"unsupported file type '\.xlsx'"):
-        train_and_register(registry, data=tmp_path / "data.xlsx")
+        train_and_register(registry, TrainingSource(data=tmp_path / "data.xlsx"))
     not_parquet = tmp_path / "data.parquet"
     not_parquet.write_text("hello")
     with pytest.raises(TrainingDataError, match="not a readable Parquet file"):
-        train_and_register(registry, data=not_parquet)
+        train_and_register(registry, TrainingSource(data=not_parquet))
     rows = [{**row, "churned": 0} for row in _labelled_rows(50)]
     one_class = _write_csv(tmp_path / "one_class.csv", rows, REQUIRED_COLUMNS)
     with pytest.raises(TrainingDataError, match=r"need at least 10 rows .* got 50 and 0"):
-        train_and_register(registry, data=one_class)
+        train_and_register(registry, TrainingSource(data=one_class))
     with pytest.raises(ValueError, match="unknown hyperparameters: max_trees"):
-        train_and_register(registry, n_customers=100, params={"max_trees": 5})
+        train_and_register(registry, TrainingSource(n_customers=100), params={"max_trees": 5})
     assert registry.versions() == []

@@ -10,7 +10,7 @@ import pytest
 from models.features import feature_matrix
 from models.registry import LoadedModel, ModelRegistry
 from models.synthetic import generate_customers
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.serving.models import ScoreCache, ServingModels, routes_to_challenger
 from streamer.settings import ChallengerSettings
 from streamer.worker.stages import prediction
@@ -36,8 +36,8 @@ class CountingModel:
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     root = tmp_path_factory.mktemp("split")
     registry = ModelRegistry(root)
-    train_and_register(registry, n_customers=800, seed=1, author="ci")
-    train_and_register(registry, n_customers=800, seed=2, author="ci")
+    train_and_register(registry, TrainingSource(n_customers=800, seed=1), author="ci")
+    train_and_register(registry, TrainingSource(n_customers=800, seed=2), author="ci")
     return registry.load("v1"), registry.load("v2")
 
 

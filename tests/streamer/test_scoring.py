@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models.registry import ModelRegistry
-from models.train import train_and_register
+from models.train import TrainingSource, train_and_register
 from streamer.serving.models import (
     ModelHolder,
     challenger_bucket,
@@ -70,7 +70,7 @@ def three_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("holder")
     registry = ModelRegistry(root)
     for seed in (1, 2, 3):
-        train_and_register(registry, n_customers=800, seed=seed, author="ci")
+        train_and_register(registry, TrainingSource(n_customers=800, seed=seed), author="ci")
     return root
 
 

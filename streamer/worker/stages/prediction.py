@@ -21,9 +21,10 @@ from typing import Literal
 
 import numpy as np
 
+from models.aliases import CHALLENGER, CHAMPION, Role
 from models.features import FEATURE_NAMES, feature_row
 from models.registry import LoadedModel
-from streamer.serving.models import Role, ScoreCache, ServingModels, challenger_mask
+from streamer.serving.models import ScoreCache, ServingModels, challenger_mask
 from streamer.store.profiles import ProfileStore, ScoreUpdate
 from streamer.worker import metrics
 from streamer.worker.activity import Activity
@@ -93,15 +94,15 @@ def score_batch(
     champion, challenger = serving.champion, serving.challenger
     everything = np.arange(len(customer_ids))
     if challenger is None:
-        return [_score_part(champion, "champion", everything, rows, customer_ids, cache)], None
+        return [_score_part(champion, CHAMPION, everything, rows, customer_ids, cache)], None
     if policy.mode == "shadow":
-        served = _score_part(champion, "champion", everything, rows, customer_ids, cache)
-        shadow = _score_part(challenger, "challenger", everything, rows, customer_ids, cache)
+        served = _score_part(champion, CHAMPION, everything, rows, customer_ids, cache)
+        shadow = _score_part(challenger, CHALLENGER, everything, rows, customer_ids, cache)
         return [served], shadow
     mask = challenger_mask(customer_ids, policy.share)
     sides: tuple[tuple[LoadedModel, Role, np.ndarray], ...] = (
-        (champion, "champion", np.flatnonzero(~mask)),
-        (challenger, "challenger", np.flatnonzero(mask)),
+        (champion, CHAMPION, np.flatnonzero(~mask)),
+        (challenger, CHALLENGER, np.flatnonzero(mask)),
     )
     return [
         _score_part(model, role, index, rows, customer_ids, cache)
