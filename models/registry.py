@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,13 +54,10 @@ __all__ = [
     "RegistryError",
     "ServingVersions",
     "UnknownVersion",
-    "registry_from_env",
 ]
 
 log = logging.getLogger(__name__)
 
-REGISTRY_ENV = "MODEL_REGISTRY"
-DEFAULT_REGISTRY = "./model-registry"
 ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 LATEST = "latest"
@@ -309,9 +306,3 @@ class ModelRegistry:
         except InvalidMetadata as exc:
             raise ModelRefused(version, str(exc).removeprefix(f"{version}: ")) from None
         return load_verified(version_dir, meta)
-
-
-def registry_from_env(environ: Mapping[str, str] | None = None) -> ModelRegistry:
-    """The registry at ``$MODEL_REGISTRY`` (default ``./model-registry``)."""
-    env = os.environ if environ is None else environ
-    return ModelRegistry(Path(env.get(REGISTRY_ENV) or DEFAULT_REGISTRY))

@@ -34,16 +34,15 @@ Model and evaluation
 A scikit-learn ``HistGradientBoostingClassifier`` (early stopping, ``random_state`` =
 seed) is fit on a stratified 80 % split; ROC AUC, log loss, Brier score, churn rate and a
 calibration table are computed on the other 20 %. The metadata also records the author
-(argument, else ``$MODEL_AUTHOR``, else the login name), training time, package versions
-and per-feature distributions of the training rows for drift checks. Registering does not
-move any alias: with no champion set, the newest version serves.
+(argument, else the login name; the CLI passes ``--author`` or ``MODEL_AUTHOR``), training
+time, package versions and per-feature distributions of the training rows for drift checks.
+Registering does not move any alias: with no champion set, the newest version serves.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,7 +76,6 @@ __all__ = [
     "train_and_register",
 ]
 
-AUTHOR_ENV = "MODEL_AUTHOR"
 DEFAULT_CUSTOMERS = 20_000
 DEFAULT_SEED = 7
 HOLDOUT_FRACTION = 0.2
@@ -94,13 +92,11 @@ DEFAULT_PARAMS: dict[str, JsonValue] = {
 }
 
 
-def resolve_author(author: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The author argument, else ``$MODEL_AUTHOR``, else the login name, else 'unknown'."""
+def resolve_author(author: str | None) -> str:
+    """The author given (the CLI passes `--author`, else `MODEL_AUTHOR`), else the login name,
+    else 'unknown'."""
     if author:
         return author
-    env = os.environ if environ is None else environ
-    if env.get(AUTHOR_ENV):
-        return env[AUTHOR_ENV]
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name, e.g. a container uid without passwd entry

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from streamer.connections import librdkafka_config
 from streamer.devstack import BROKER_CHOICES
-from streamer.settings import Settings, get_settings, settings_error_line
+from streamer.settings import Settings, settings_error_line
 from topics.admin import TopicsMissing, ensure_topics
 
 # Every command shows its options' defaults in --help and takes -h.
@@ -25,7 +25,7 @@ def load_settings() -> Settings:
     """The settings, or a one-line error naming the bad environment variable (the same
     line the worker prints)."""
     try:
-        return get_settings()
+        return Settings.from_env()
     except ValidationError as exc:
         raise click.ClickException(settings_error_line(exc)) from None
 

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import click
 
 from models.aliases import CHAMPION, ROLES, Role
-from models.registry import ModelRegistry, RegistryError, registry_from_env
+from models.registry import ModelRegistry, RegistryError
+from streamer.commands.common import load_settings
 
 _COLUMNS = ("VERSION", "CREATED_AT", "MODEL_TYPE", "ROC_AUC", "ALIASES")
 
@@ -65,7 +66,7 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """List registered versions, newest last, with their aliases."""
-    registry = registry_from_env()
+    registry = ModelRegistry(load_settings().models.registry)
     with _one_line_errors():
         rows = _rows(registry)
         if not rows:
@@ -81,7 +82,7 @@ def list_models() -> None:
 @click.argument("version")
 def show(version: str) -> None:
     """Print a version's metadata as JSON (VERSION may be an alias or 'latest')."""
-    registry = registry_from_env()
+    registry = ModelRegistry(load_settings().models.registry)
     with _one_line_errors():
         meta = registry.metadata(registry.resolve(version))
     click.echo(meta.to_json(), nl=False)
@@ -98,7 +99,7 @@ def show(version: str) -> None:
 )
 def promote(version: str, alias: Role) -> None:
     """Point an alias at VERSION after checking that the model loads and verifies."""
-    registry = registry_from_env()
+    registry = ModelRegistry(load_settings().models.registry)
     with _one_line_errors():
         resolved = registry.resolve(version)
         # Refuse here rather than have every serving process refuse it later.
@@ -112,7 +113,7 @@ def promote(version: str, alias: Role) -> None:
 @models.command("rollback")
 def rollback() -> None:
     """Point champion back at the previous champion."""
-    registry = registry_from_env()
+    registry = ModelRegistry(load_settings().models.registry)
     with _one_line_errors():
         current = registry.aliases().get(CHAMPION)
         restored = registry.rollback()
@@ -126,7 +127,7 @@ def unset(alias: Role) -> None:
 
     Without a champion alias the newest version serves.
     """
-    registry = registry_from_env()
+    registry = ModelRegistry(load_settings().models.registry)
     with _one_line_errors():
         previous = registry.aliases().get(alias)
         registry.remove_alias(alias)

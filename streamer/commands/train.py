@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from threadpoolctl import threadpool_limits
 
-from models.registry import RegistryError, registry_from_env
+from models.registry import ModelRegistry, RegistryError
 from models.search import SearchResult, describe_params, search_and_register
 from models.train import (
     DEFAULT_CUSTOMERS,
@@ -16,7 +16,7 @@ from models.train import (
     TrainingSource,
     train_and_register,
 )
-from streamer.commands.common import customers_option
+from streamer.commands.common import customers_option, load_settings
 
 DEFAULT_TRIALS = 20
 
@@ -69,7 +69,9 @@ def train(
         raise click.UsageError("--trials and --time-budget need --search")
     if search and trials is None and time_budget is None:
         trials = DEFAULT_TRIALS
-    registry = registry_from_env()
+    settings = load_settings()
+    registry = ModelRegistry(settings.models.registry)
+    author = author or settings.models.author
     training = TrainingSource(data, customers, seed)
     source = str(data) if data else f"{customers} synthetic customers (seed {seed})"
     click.echo(f"{'searching' if search else 'training'} on {source} ...", err=True)

@@ -23,7 +23,6 @@ from models.registry import (
     RegistryError,
     ServingVersions,
     UnknownVersion,
-    registry_from_env,
 )
 from models.synthetic import generate_training_set
 from models.versions import version_name, version_number
@@ -416,8 +415,3 @@ def test_unwritable_registry_is_a_registry_error(
     not_a_dir.write_text("")
     with pytest.raises(RegistryError, match=f"cannot write to registry {not_a_dir}"):
         ModelRegistry(not_a_dir).register(classifier, record)
-
-
-def test_registry_from_env(tmp_path: Path) -> None:
-    assert registry_from_env({"MODEL_REGISTRY": str(tmp_path)}).root == tmp_path
-    assert registry_from_env({}).root == Path("model-registry")

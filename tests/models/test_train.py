@@ -128,10 +128,9 @@ def test_the_registered_model_loads_and_scores(
     assert 0.0 <= calm_score < risky_score <= 1.0
 
 
-def test_author_falls_back_to_env_then_login() -> None:
-    assert resolve_author("bob", {"MODEL_AUTHOR": "carol"}) == "bob"
-    assert resolve_author(None, {"MODEL_AUTHOR": "carol"}) == "carol"
-    assert resolve_author(None, {}) not in ("", "carol")
+def test_author_falls_back_to_the_login_name() -> None:
+    assert resolve_author("bob") == "bob"
+    assert resolve_author(None) not in ("", "bob")
 
 
 def test_train_from_csv_records_the_file(tmp_path: Path) -> None:
