@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamer.devstack import EmbeddedStack
-from tests.faults.harness import Scenario
+from tests.support.faults import Scenario
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streamer.devstack import EmbeddedStack
-from tests.faults.harness import Background, Measure, encode, make_events, wait_until
-from tests.support import new_worker, worker_env
+from tests.support.faults import Background, Measure, encode, make_events, wait_until
+from tests.support.services import new_worker, worker_env
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.integration]
 

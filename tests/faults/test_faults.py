@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from streamer.devstack import EmbeddedStack
-from tests.faults.harness import (
+from tests.support.faults import (
     KillOneOfTwo,
     Measure,
     Scenario,
@@ -30,8 +30,8 @@ from tests.faults.harness import (
     on_tansu,
     wait_until,
 )
-from tests.faults.malformed import generate_cases
-from tests.support import Worker, http
+from tests.support.malformed import generate_cases
+from tests.support.services import Worker, http
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

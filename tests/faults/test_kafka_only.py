@@ -29,7 +29,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from tests.faults.harness import (
+from tests.support.faults import (
     KillOneOfTwo,
     Measure,
     Scenario,
@@ -39,7 +39,7 @@ from tests.faults.harness import (
     make_events,
     page_views,
 )
-from tests.support import Worker, http
+from tests.support.services import Worker, http
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

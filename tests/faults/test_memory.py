@@ -15,7 +15,7 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from tests.faults.harness import PAGES, TS, Scenario
+from tests.support.faults import PAGES, TS, Scenario
 from topics.admin import ensure_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

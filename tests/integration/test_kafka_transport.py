@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer.devstack import EmbeddedStack
 from streamer.worker.faust_patches.aiokafka_transport import seek_to_committed, track_topic
-from tests.support import produce_raw
+from tests.support.services import produce_raw
 
 pytestmark = pytest.mark.integration
 

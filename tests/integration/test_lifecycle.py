@@ -22,7 +22,15 @@ from models.registry import ModelRegistry
 from models.train import TrainingSource, train_and_register
 from streamer.devstack import EmbeddedStack
 from streamer.serving.models import routes_to_challenger
-from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
+from tests.support.services import (
+    Worker,
+    eventually,
+    http,
+    new_worker,
+    produce_raw,
+    read_topic,
+    worker_env,
+)
 from topics.events import PredictionRecord, utc_now_ms
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from streamer.devstack import EmbeddedStack
-from tests.support import eventually, http, new_worker, produce_raw, read_topic, worker_env
+from tests.support.services import eventually, http, new_worker, produce_raw, read_topic, worker_env
 from topics.events import DeadLetter, EnrichedEvent, PredictionRecord
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from models.features import FEATURE_NAMES, feature_row, validate_features
 from models.registry import ModelRegistry
 from streamer.devstack import EmbeddedStack
-from tests.support import Worker, http, new_worker, worker_env
+from tests.support.services import Worker, http, new_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from models.registry import LoadedModel
 from streamer.serving.models import ServingModels, routes_to_challenger
 from streamer.worker.activity import Activity
 from streamer.worker.stages.prediction import ChallengerPolicy, predict
-from tests.worker.fakes import FakeEvent, MemoryProfileStore, Sinks, received
+from tests.support.fakes import FakeEvent, MemoryProfileStore, Sinks, received
 from topics.events import PredictionRecord, Stage
 from topics.wire import enriched_event, parse_prediction
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from streamer.devstack import EmbeddedStack, free_port
-from tests.commands.cli_run import one_error_line, run_cli
-from tests.support import produce_raw, read_topic
+from tests.support.cli import one_error_line, run_cli
+from tests.support.services import produce_raw, read_topic
 from topics.admin import ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamer.devstack import EmbeddedStack
-from tests.support import read_topic
+from tests.support.services import read_topic
 from topics.codec import decode_event
 
 pytestmark = pytest.mark.integration

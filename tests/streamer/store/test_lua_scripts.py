@@ -12,7 +12,7 @@ import redis
 
 from streamer.store.profiles import APPLY_EVENTS_SCRIPT, WRITE_SCORES_SCRIPT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TTL = 3600
 TS = 1_700_000_000_000
 

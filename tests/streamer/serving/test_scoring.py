@@ -56,7 +56,7 @@ def test_bucket_is_stable_across_processes() -> None:
             text=True,
             check=True,
             env={"PYTHONHASHSEED": seed, "PATH": ""},
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=Path(__file__).resolve().parents[3],
         ).stdout.strip()
         for seed in ("1", "2")
     }

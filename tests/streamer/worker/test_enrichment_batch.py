@@ -11,7 +11,7 @@ import redis.exceptions
 
 from streamer.store.profiles import EventUpdate
 from streamer.worker.stages.enrichment import enrich, plan_enrichment
-from tests.worker.fakes import FakeEvent, MemoryProfileStore, Sinks, received
+from tests.support.fakes import FakeEvent, MemoryProfileStore, Sinks, received
 from topics.events import Stage
 from topics.wire import parse_enriched
 

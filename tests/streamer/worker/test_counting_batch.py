@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 
 from streamer.worker.stages.counting import PageViewTables, count, page_key, split_page_key
-from tests.worker.fakes import FakeEvent, Sinks, received
+from tests.support.fakes import FakeEvent, Sinks, received
 from topics.events import Stage
 from topics.wire import enriched_event
 

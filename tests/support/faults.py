@@ -22,7 +22,15 @@ import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamer.devstack import EmbeddedStack
-from tests.support import Worker, eventually, http, new_worker, produce_raw, read_topic, worker_env
+from tests.support.services import (
+    Worker,
+    eventually,
+    http,
+    new_worker,
+    produce_raw,
+    read_topic,
+    worker_env,
+)
 
 TS = 1795341600000  # 2026-11-22T10:00:00Z
 PAGES = ("/pricing", "/docs", "/cancel", "/home", "/plans")

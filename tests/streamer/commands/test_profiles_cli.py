@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from streamer.devstack import EmbeddedStack, free_port
-from tests.commands.cli_run import one_error_line, run_cli
+from tests.support.cli import one_error_line, run_cli
 
 pytestmark = pytest.mark.integration
 
