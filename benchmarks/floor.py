@@ -15,7 +15,7 @@ import faust
 from faust.types import StreamT
 
 from streamer.settings import get_settings
-from streamer.worker.app import faust_app_options
+from streamer.worker.faust_app import faust_app_options
 
 settings = get_settings()
 

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from models.features import FEATURE_NAMES, feature_row, is_cancel_page
 from models.registry import LoadedModel, ModelRegistry
 from streamer.settings import get_settings
-from streamer.worker.app import faust_app_options
+from streamer.worker.faust_app import faust_app_options
 from topics.events import utc_now_ms
 
 settings = get_settings()
