@@ -43,10 +43,10 @@ from benchmarks.measure import (
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import TrainingSource, train_and_register
-from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.worker import WorkerProcess, start_worker
+from streamer.store.profiles import load_profiles
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
 from topics.events import utc_now_ms

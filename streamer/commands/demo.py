@@ -23,12 +23,12 @@ from streamer.commands.common import (
     rate_option,
 )
 from streamer.commands.dev import start_stack, write_stack_env
-from streamer.commands.profiles import load_profiles
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
 from streamer.devstack.processes import ChildExited, ChildNotReady
 from streamer.devstack.traffic import default_generator, run_traffic
 from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.settings import STACK_ENV_FILE
+from streamer.store.profiles import load_profiles
 from topics.admin import ensure_topics
 from topics.producer import EventProducer
 

@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import click
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from streamer.commands.common import load_settings
 from streamer.connections import redis_client_options
 from streamer.settings import Settings
 from streamer.store.profile_csv import ProfileFileError, RowError, StaticProfile, read_profiles
-from streamer.store.profiles import RedisProfileStore
+from streamer.store.profiles import load_profiles
 
 MAX_ERRORS_SHOWN = 20
-
-
-def load_profiles(
-    redis_url: str,
-    rows: Iterable[Mapping[str, object]],
-    *,
-    client_options: Mapping[str, Any] | None = None,
-    chunk: int = 1000,
-) -> int:
-    """Write customers' static attributes into the profile store at `redis_url`; returns
-    how many. What `profiles load` does with a file, the demo and the benchmark with
-    generated customers."""
-    return asyncio.run(_load_profiles(redis_url, rows, client_options or {}, chunk))
-
-
-async def _load_profiles(
-    redis_url: str,
-    rows: Iterable[Mapping[str, object]],
-    client_options: Mapping[str, Any],
-    chunk: int,
-) -> int:
-    client = aioredis.Redis.from_url(
-        redis_url, decode_responses=True, socket_connect_timeout=5, **client_options
-    )
-    # The dedup window matters only to counting events, which loading never does.
-    store = RedisProfileStore(client, dedup_window_s=60)
-    try:
-        return await store.load_profiles(rows, chunk=chunk)
-    finally:
-        await store.close()
 
 
 def load_file(path: Path, settings: Settings) -> tuple[int, list[RowError]]:
