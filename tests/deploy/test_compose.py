@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-DASHBOARD = ROOT / "streamer" / "static" / "dashboard.html"
+DASHBOARD = ROOT / "streamer" / "worker" / "static" / "dashboard.html"
 
 VALID_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 APP_SERVICES = ("init", "worker", "producer")
