@@ -84,6 +84,11 @@ def page_views(events: Iterable[dict[str, object]]) -> int:
     return sum(1 for e in events if e["type"] == "page_view")
 
 
+# How long the page-view tables may stand still below their expected total before a
+# figure takes them as they are.
+TABLE_IDLE_S = 20.0
+
+
 def follow(read: Callable[[], int], target: int, idle_s: float) -> tuple[bool, int]:
     """Poll `read()` while it moves: (True, value) once it reaches `target`, (False, value)
     once it has not moved for `idle_s` seconds (a stall, not a slow machine)."""
@@ -265,7 +270,12 @@ class Measure:
         counters = self.lost_and_double(valid)
         records = self.predictions(expect=len(valid), event_ids=event_ids(valid))
         letters = self.dead_letters(expect=dead_expected) if dead_expected else []
-        tables = self.table_total(base_url) if base_url is not None else 0
+        tables = 0
+        if base_url is not None:
+            # Counting is an agent of its own: it may still be behind when every prediction
+            # exists, so the tables are followed while they move, not read once.
+            url = base_url
+            _, tables = follow(lambda: self.table_total(url), page_views(valid), TABLE_IDLE_S)
         predicted = [str(r["event_id"]) for r in records]
         figures = self.tally(
             scenario, valid, predicted, tables=tables, sent=sent, counters=counters
