@@ -13,7 +13,7 @@ import redis
 from models.features import feature_row
 from models.registry import ModelRegistry
 from streamer.devstack import EmbeddedStack
-from tests.support.services import eventually, http, new_worker, produce_raw, worker_env
+from tests.support.services import eventually, http, produce_raw, started_worker
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,9 @@ def test_complaints_older_than_the_scored_page_view_are_scored(
         "profile:alice",
         mapping={"plan": "basic", "contract": "monthly", "tenure_months": 3, "monthly_spend": 20},
     )
-    env = worker_env(
-        stack,
-        prefix=topic_prefix,
-        redis_db=redis_db,
-        registry=trained_registry,
-        data_dir=tmp_path / "data",
+    worker = started_worker(
+        stack, tmp_path, prefix=topic_prefix, redis_db=redis_db, registry=trained_registry
     )
-    worker = new_worker(env, tmp_path).start()
     topic = f"{topic_prefix}customer-events"
     try:
         produce_raw(stack.bootstrap_servers, topic, [message("pv", "page_view", TS, page="/")])
