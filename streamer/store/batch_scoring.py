@@ -5,21 +5,24 @@ with one ``predict_proba`` call per page and written back with one Lua call per 
 
 Scores and the stream
 ---------------------
-A batch score is stamped with the profile's own ``last_event_ts`` as its
-``scored_event_ts``: it claims to reflect exactly the event data it read, never newer. The
-write goes through the same guard as the stream's (stored only if that timestamp is not
-older than the stored ``scored_event_ts``), so:
+A batch score is stamped with the profile's own update sequence (``event_seq``, bumped
+by every event the stream counts) as its ``scored_seq``: it claims to reflect exactly the
+profile state it read, never newer. The write goes through the same guard as the stream's
+(stored only if that sequence is not older than the stored ``scored_seq``; missing counts
+as 0), whatever the events' timestamps, so:
 
-- a stream score for a later event, written while the batch runs, is never overwritten,
-  and the batch score is skipped (counted as ``skipped``);
-- a stream score for an event the batch has not seen yet replaces the batch score, as it
+- a stream score of a newer profile state (an event counted after the batch read the
+  profile, however old its timestamp), written while the batch runs, is never
+  overwritten, and the batch score is skipped (counted as ``skipped``);
+- a stream score of a state the batch has not seen yet replaces the batch score, as it
   should: it has more data;
-- on a tie (same event data) the batch wins, which is the point of a re-score after a
+- on a tie (same profile state) the batch wins, which is the point of a re-score after a
   promotion. A worker still on the old champion may then re-score that customer with the
   old model on its next event; that score is newer data, and it is replaced once the
   worker swaps (within ``STREAMER_MODEL_POLL``).
 
-Profiles that vanish between SCAN and the write are not recreated.
+The profile's ``last_event_ts`` is still written as the score's ``scored_event_ts``, for
+information only. Profiles that vanish between SCAN and the write are not recreated.
 
 Resuming
 --------
@@ -50,7 +53,7 @@ from tqdm import tqdm
 
 from models.features import FEATURE_INPUTS, feature_matrix
 from models.registry import LoadedModel
-from streamer.store.profiles import LAST_EVENT_TS, PROFILE_PREFIX
+from streamer.store.profiles import EVENT_SEQ, LAST_EVENT_TS, PROFILE_PREFIX, profile_seq
 from topics.events import utc_now_ms
 
 PROGRESS_KEY = "score-batch:progress"
@@ -79,18 +82,19 @@ return cjson.encode({page[1], page[2], values})
 """
 
 # KEYS[1]: the progress hash. ARGV: cursor, model_version, scored_at, export_offset and a
-# JSON list of [customer_id, churn_score, event_ts] (strings: Lua numbers would round the
-# score). Applies the stream's guard, then checkpoints; returns profiles written.
+# JSON list of [customer_id, churn_score, event_ts, seq] (strings: Lua numbers would round
+# the score). Applies the stream's guard (by update sequence, as write_scores.lua), then
+# checkpoints; returns profiles written.
 _WRITE_PAGE = """
 local written = 0
 local scores = cjson.decode(ARGV[5])
 for _, item in ipairs(scores) do
   local key = 'profile:' .. item[1]
   if redis.call('EXISTS', key) == 1 then
-    local newest = tonumber(redis.call('HGET', key, 'scored_event_ts') or '0') or 0
-    if tonumber(item[3]) >= newest then
+    local newest = tonumber(redis.call('HGET', key, 'scored_seq') or '0') or 0
+    if tonumber(item[4]) >= newest then
       redis.call('HSET', key, 'churn_score', item[2], 'model_version', ARGV[2],
-                 'scored_at', ARGV[3], 'scored_event_ts', item[3])
+                 'scored_at', ARGV[3], 'scored_event_ts', item[3], 'scored_seq', item[4])
       written = written + 1
     end
   end
@@ -101,7 +105,7 @@ redis.call('HINCRBY', KEYS[1], 'written', written)
 return written
 """
 
-READ_FIELDS: tuple[str, ...] = (*FEATURE_INPUTS, LAST_EVENT_TS)
+READ_FIELDS: tuple[str, ...] = (*FEATURE_INPUTS, LAST_EVENT_TS, EVENT_SEQ)
 
 
 class BatchScoringError(Exception):
@@ -121,7 +125,7 @@ class BatchResult:
 
     @property
     def skipped(self) -> int:
-        """Profiles whose stored score came from newer event data (or that vanished)."""
+        """Profiles whose stored score came from a newer profile state (or that vanished)."""
         return self.scored - self.written
 
     @property
@@ -275,7 +279,8 @@ def score_profiles(
                 scores = model.score(feature_matrix(profiles)).tolist()
                 texts = [repr(score) for score in scores]
                 ts = [str(_event_ts(profile)) for profile in profiles]
-                payload = orjson.dumps(list(zip(ids, texts, ts, strict=True)))
+                seqs = [str(profile_seq(profile)) for profile in profiles]
+                payload = orjson.dumps(list(zip(ids, texts, ts, seqs, strict=True)))
                 if export_file is not None:
                     export_file.write(
                         _csv_bytes(

@@ -2,8 +2,11 @@
 
 Counters and the dedup mark change together inside one Lua script, so a replayed
 `event_id` is never counted twice and a crash cannot leave a mark without its count (or
-the other way round). Scores are written only if they come from data at least as new as
-the score already stored, so a late batch cannot overwrite a newer score.
+the other way round). Every counted event bumps the profile's update sequence
+(`event_seq`); a score carries the sequence of the profile state it was computed from and
+is written only if that is at least the stored score's (`scored_seq`), so a late batch
+cannot overwrite a score of a newer state, while a late event (older timestamp, newer
+state) is still scored.
 """
 
 from __future__ import annotations
@@ -29,13 +32,18 @@ COUNTER_FIELD: dict[str, str] = {
     EventType.ORDER: "orders",
 }
 # Written by the store beside the static attributes and counters (its Lua scripts
-# spell them out too): when the newest counted event happened, and the latest score.
+# spell them out too): when the newest counted event happened, how many events were
+# counted (the update sequence), and the latest score with the sequence it was computed at.
 LAST_EVENT_TS = "last_event_ts"
-INT_FIELDS = frozenset({*features.INT_FIELDS, LAST_EVENT_TS, "scored_at", "scored_event_ts"})
+EVENT_SEQ = "event_seq"
+SCORED_SEQ = "scored_seq"
+INT_FIELDS = frozenset(
+    {*features.INT_FIELDS, LAST_EVENT_TS, EVENT_SEQ, "scored_at", "scored_event_ts", SCORED_SEQ}
+)
 FLOAT_FIELDS = frozenset({*features.FLOAT_FIELDS, "churn_score"})
 
 # The Lua scripts, next to this module: counters and dedup marks (see apply_events.lua for
-# how a redelivery is told from a duplicate), and scores guarded by event time.
+# how a redelivery is told from a duplicate), and scores guarded by update sequence.
 APPLY_EVENTS_SCRIPT = resources.files("streamer.store").joinpath("apply_events.lua").read_text()
 WRITE_SCORES_SCRIPT = resources.files("streamer.store").joinpath("write_scores.lua").read_text()
 
@@ -61,7 +69,9 @@ class ScoreUpdate:
     churn_score: float
     model_version: str
     scored_at: int
-    event_ts: int
+    event_ts: int  # informative: scored_event_ts
+    # The `event_seq` of the profile state scored: guards the write.
+    seq: int
 
 
 class ProfileStore(Protocol):
@@ -72,7 +82,8 @@ class ProfileStore(Protocol):
         ...
 
     async def write_scores(self, scores: Sequence[ScoreUpdate]) -> int:
-        """Store scores not older than the stored one; returns how many were written."""
+        """Store scores of a profile state not older than the stored score's (by update
+        sequence); returns how many were written."""
         ...
 
     async def get_profile(self, customer_id: str) -> dict[str, str] | None:
@@ -125,6 +136,7 @@ class RedisProfileStore:
                 score.model_version,
                 score.scored_at,
                 score.event_ts,
+                score.seq,
             ]
         return int(await self._scores(args=args))
 
@@ -179,6 +191,15 @@ async def _load_profiles(
         return await store.load_profiles(rows, chunk=chunk)
     finally:
         await store.close()
+
+
+def profile_seq(profile: Mapping[str, object]) -> int:
+    """The update sequence of a profile state (0 if absent or unreadable: data written
+    before sequences existed)."""
+    try:
+        return max(0, int(profile.get(EVENT_SEQ) or 0))  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _pairs_to_dict(flat: Sequence[str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from streamer.devstack import EmbeddedStack
-from tests.support.services import eventually, http, new_worker, produce_raw, read_topic, worker_env
+from tests.support.services import eventually, http, produce_raw, read_topic, started_worker
 from topics.events import DeadLetter, EnrichedEvent, PredictionRecord
 
 pytestmark = pytest.mark.integration
@@ -72,18 +72,17 @@ def test_pipeline_counts_scores_and_dead_letters_exactly(
     ]
     messages = [encode(v) for v in valid] + [encode(d) for d in duplicates] + malformed
 
-    env = worker_env(
+    worker = started_worker(
         stack,
+        tmp_path,
         prefix=topic_prefix,
         redis_db=redis_db,
         registry=trained_registry,
-        data_dir=tmp_path / "data",
         # The windowed count's "current window" is the worker's wall-clock window: an hour
         # makes it rare for the test to cross a boundary, and the check below allows for it.
         STREAMER_PAGE_WINDOW=str(PAGE_WINDOW_S),
         STREAMER_PAGE_WINDOW_EXPIRES=str(2 * PAGE_WINDOW_S),
     )
-    worker = new_worker(env, tmp_path).start()
     try:
         first_sent = time.time()
         produce_raw(stack.bootstrap_servers, f"{topic_prefix}customer-events", messages)

@@ -36,8 +36,9 @@ def received(value: Any, key: bytes | None, partition: int = 0) -> FakeEvent:
 
 class MemoryProfileStore:
     """`ProfileStore` in memory, with the Redis store's rules: an event is counted once per
-    event_id; the same message seen again is answered with its profile, another message
-    with the same event_id is a duplicate (None); older scores never replace newer ones."""
+        event_id; the same message seen again is answered with its profile, another message
+        with the same event_id is a duplicate (None); every counted event bumps `event_seq`;
+    a score of an older profile state (`scored_seq`) never replaces a newer one."""
 
     def __init__(self) -> None:
         self.profiles: dict[str, dict[str, str]] = {}
@@ -54,6 +55,7 @@ class MemoryProfileStore:
             if update.event_id not in self.marks:
                 self.marks[update.event_id] = mark
                 profile[update.counter] = str(int(profile.get(update.counter, "0")) + 1)
+                profile["event_seq"] = str(int(profile.get("event_seq", "0")) + 1)
                 if update.cancel_page:
                     views = int(profile.get("cancel_page_views", "0")) + 1
                     profile["cancel_page_views"] = str(views)
@@ -71,12 +73,13 @@ class MemoryProfileStore:
         written = 0
         for score in scores:
             profile = self.profiles.setdefault(score.customer_id, {})
-            if score.event_ts >= int(profile.get("scored_event_ts", "0")):
+            if score.seq >= int(profile.get("scored_seq", "0")):
                 profile.update(
                     churn_score=repr(score.churn_score),
                     model_version=score.model_version,
                     scored_at=str(score.scored_at),
                     scored_event_ts=str(score.event_ts),
+                    scored_seq=str(score.seq),
                 )
                 written += 1
         return written

@@ -134,6 +134,28 @@ def new_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Work
     return Worker(env=env, port=free_port(), log_path=log_dir / f"{name}.log")
 
 
+def started_worker(
+    stack: EmbeddedStack,
+    tmp_path: Path,
+    *,
+    prefix: str,
+    redis_db: int,
+    registry: Path,
+    **extra: str,
+) -> Worker:
+    """A ready worker isolated by topic prefix and Redis database, with its data directory
+    and log under `tmp_path`; `extra` adds environment variables."""
+    env = worker_env(
+        stack,
+        prefix=prefix,
+        redis_db=redis_db,
+        registry=registry,
+        data_dir=tmp_path / "data",
+        **extra,
+    )
+    return new_worker(env, tmp_path).start()
+
+
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
     """Create `topic` unless it exists, as `streamer topics create` would: the test brokers,
     like many production clusters, do not create topics on first use."""

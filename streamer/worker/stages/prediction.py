@@ -1,8 +1,10 @@
 """Scoring of one micro-batch of enriched events: one call per serving model per batch.
 
 The feature row comes from `models.features.feature_row`, the function training uses.
-Each batch writes the newest served score per customer to the profile store in one call
-and publishes one prediction record per event and model, naming its version and role.
+Each batch writes the served score of each customer's newest profile state (the highest
+`event_seq` in the batch) to the profile store in one call, and publishes one prediction
+record per event and model, naming its version and role. The store keeps a score only if
+no score of a newer profile state is stored, whatever the events' timestamps.
 
 Champion/challenger (only while the registry's `challenger` alias is set):
 
@@ -25,7 +27,7 @@ from models.aliases import CHALLENGER, CHAMPION, Role
 from models.features import FEATURE_NAMES, feature_row
 from models.registry import LoadedModel
 from streamer.serving.models import ScoreCache, ServingModels, challenger_mask
-from streamer.store.profiles import ProfileStore, ScoreUpdate
+from streamer.store.profiles import ProfileStore, ScoreUpdate, profile_seq
 from streamer.worker import metrics
 from streamer.worker.activity import Activity
 from streamer.worker.stages import DeadLetterSink, E, Output, Publish
@@ -167,10 +169,18 @@ async def predict(
         for index, score in zip(part.rows.tolist(), part.scores, strict=True):
             enriched = read[index]
             update = ScoreUpdate(
-                enriched.customer_id, score, part.model.version, scored_at, enriched.ts
+                enriched.customer_id,
+                score,
+                part.model.version,
+                scored_at,
+                enriched.ts,
+                profile_seq(enriched.profile),
             )
-            # A customer is always on one side, so this keeps its last event in batch order.
-            newest[enriched.customer_id] = update
+            # A customer is always on one side; of its events, keep the newest profile state
+            # (the last in batch order on a tie).
+            kept = newest.get(enriched.customer_id)
+            if kept is None or update.seq >= kept.seq:
+                newest[enriched.customer_id] = update
             served_records[index] = record(index, part, score)
             activity.record(
                 enriched.customer_id, enriched.type, score, part.model.version, scored_at

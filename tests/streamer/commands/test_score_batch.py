@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis
 from click.testing import CliRunner, Result
 
 from models.features import feature_matrix
-from models.registry import ModelRegistry
+from models.registry import LoadedModel, ModelRegistry
 from streamer.commands.score_batch import score_batch
 from streamer.devstack import EmbeddedStack
 from streamer.settings import get_settings
 from streamer.store.batch_scoring import PROGRESS_KEY, score_profiles
+from streamer.store.profiles import APPLY_EVENTS_SCRIPT, WRITE_SCORES_SCRIPT
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,7 @@ def _fill(client: redis.Redis, n: int = N_PROFILES) -> None:
                 "complaints": i % 4,
                 "page_views": i % 25,
                 "last_event_ts": 1_000_000 + i,
+                "event_seq": i % 7,
             },
         )
     # Keys that are not profiles must be left alone.
@@ -94,8 +97,9 @@ def _export_rows(path: Path) -> list[dict[str, str]]:
 def test_scores_every_profile_exactly_once_and_exports(
     client: redis.Redis, run_score_batch: RunScoreBatch, trained_registry: Path, tmp_path: Path
 ) -> None:
-    # The stream already scored c-7 for an event newer than its stored data: keep that.
-    client.hset("profile:c-7", mapping={"churn_score": "0.5", "scored_event_ts": 9_999_999_999})
+    # The stream already scored c-7 from a newer profile state than the one stored (its
+    # event_seq is 0): keep that.
+    client.hset("profile:c-7", mapping={"churn_score": "0.5", "scored_seq": 1})
     export = tmp_path / "out" / "scores.csv"
     result = run_score_batch("--export", str(export), "--page-size", "250")
     assert f"scored {N_PROFILES} profiles with v1: {N_PROFILES - 1} written, 1 skipped" in (
@@ -114,7 +118,8 @@ def test_scores_every_profile_exactly_once_and_exports(
         stored = client.hgetall(f"profile:{row['customer_id']}")
         assert float(stored["churn_score"]) == float(row["churn_score"])
         assert stored["model_version"] == "v1"
-        # Stamped with the profile's own event time, never as newer event data.
+        # Stamped with the profile's own state, never as a newer one.
+        assert stored["scored_seq"] == stored["event_seq"]
         assert stored["scored_event_ts"] == stored["last_event_ts"]
         assert int(stored["scored_at"]) > 0
     # The stored score is the model's score of the stored profile.
@@ -125,6 +130,62 @@ def test_scores_every_profile_exactly_once_and_exports(
     assert client.get("other:profile:x") == "1" and client.type("dedup:e-1") == "string"
     assert not client.exists(PROGRESS_KEY)  # a finished run leaves no progress behind
     assert client.dbsize() == N_PROFILES + 2  # no profile created, none lost
+
+
+class _StreamDuringScoring:
+    """A model whose scoring call lets the stream count a late event and score the newer
+    profile state, between the batch's read of a page and its write."""
+
+    def __init__(self, model: LoadedModel, stream: Callable[[], None]) -> None:
+        self.version, self._model, self._stream = model.version, model, stream
+
+    def score(self, rows: Any) -> Any:
+        self._stream()
+        return self._model.score(rows)
+
+
+def test_a_batch_score_of_an_older_profile_state_never_overwrites_a_newer_stream_score(
+    stack: EmbeddedStack, redis_db: int, trained_registry: Path
+) -> None:
+    client = redis.Redis(port=stack.redis_port, db=redis_db, decode_responses=True)
+    static = {"plan": "basic", "contract": "monthly", "tenure_months": 3, "monthly_spend": 20}
+    ts = 1_700_000_000_000
+    # late: the stream counts one more complaint, stamped a minute before its newest event,
+    # and scores that state while the batch holds the profile it read before.
+    client.hset(
+        "profile:late",
+        mapping={**static, "complaints": 1, "event_seq": 3, "last_event_ts": ts},
+    )
+    # ahead: its stored score has a newer event time but an older state than the profile:
+    # the batch replaces it.
+    client.hset(
+        "profile:ahead",
+        mapping={**static, "page_views": 2, "event_seq": 2, "last_event_ts": ts},
+    )
+    client.hset(
+        "profile:ahead",
+        mapping={"churn_score": "0.9", "scored_seq": 1, "scored_event_ts": ts + 60_000},
+    )
+    apply = client.register_script(APPLY_EVENTS_SCRIPT)
+    write_scores = client.register_script(WRITE_SCORES_SCRIPT)
+
+    def late_event_scored_by_the_stream() -> None:
+        if client.hget("profile:late", "event_seq") == "3":
+            apply(args=[60, "e-late", "late", "complaints", "0", ts - 60_000, "t/0/1"])
+            write_scores(args=["late", "0.77", "v1", ts + 5, ts - 60_000, 4])
+
+    model = ModelRegistry(trained_registry).load("v1")
+    result = score_profiles(
+        client, cast(LoadedModel, _StreamDuringScoring(model, late_event_scored_by_the_stream))
+    )
+
+    assert (result.scored, result.written, result.skipped) == (2, 1, 1)
+    late = client.hgetall("profile:late")
+    assert (late["complaints"], late["event_seq"]) == ("2", "4")
+    assert (late["churn_score"], late["scored_seq"]) == ("0.77", "4")  # the stream's held
+    ahead = client.hgetall("profile:ahead")
+    assert ahead["scored_seq"] == "2" and ahead["scored_event_ts"] == str(ts)
+    assert float(ahead["churn_score"]) == model.score(feature_matrix([ahead]))[0]
 
 
 def test_resumes_after_an_interruption_without_duplicates(

@@ -25,11 +25,11 @@ def apply(client: redis.Redis, *events: tuple[str, str, str, bool, int, str]) ->
     return list(client.register_script(APPLY_EVENTS_SCRIPT)(args=args))
 
 
-def write_scores(client: redis.Redis, *scores: tuple[str, float, str, int, int]) -> int:
-    """Run write_scores.lua: per score (customer, score, version, scored_at, event_ts)."""
+def write_scores(client: redis.Redis, *scores: tuple[str, float, str, int, int, int]) -> int:
+    """Run write_scores.lua: per score (customer, score, version, scored_at, event_ts, seq)."""
     args: list[str | int] = []
-    for customer, score, version, scored_at, event_ts in scores:
-        args += [customer, repr(score), version, scored_at, event_ts]
+    for customer, score, version, scored_at, event_ts, seq in scores:
+        args += [customer, repr(score), version, scored_at, event_ts, seq]
     return int(client.register_script(WRITE_SCORES_SCRIPT)(args=args))
 
 
@@ -41,7 +41,7 @@ def test_a_first_seen_event_is_counted_and_its_profile_returned(redis_client: re
     redis_client.hset("profile:alice", mapping={"plan": "premium"})
     (reply,) = apply(redis_client, ("e1", "alice", "complaints", False, TS, "t/0/7"))
 
-    expected = {"plan": "premium", "complaints": "1", "last_event_ts": str(TS)}
+    expected = {"plan": "premium", "complaints": "1", "last_event_ts": str(TS), "event_seq": "1"}
     assert as_dict(reply) == expected == redis_client.hgetall("profile:alice")
     assert redis_client.get("dedup:e1") == "t/0/7"
     assert 0 < redis_client.ttl("dedup:e1") <= TTL
@@ -53,7 +53,8 @@ def test_a_redelivered_message_is_answered_again_without_being_counted(
     first = apply(redis_client, ("e1", "alice", "page_views", False, TS, "t/0/7"))
     again = apply(redis_client, ("e1", "alice", "page_views", False, TS, "t/0/7"))
 
-    assert as_dict(again[0]) == as_dict(first[0]) == {"page_views": "1", "last_event_ts": str(TS)}
+    assert as_dict(again[0]) == as_dict(first[0])
+    assert as_dict(again[0]) == {"page_views": "1", "last_event_ts": str(TS), "event_seq": "1"}
     assert redis_client.hget("profile:alice", "page_views") == "1"
 
 
@@ -97,28 +98,58 @@ def test_last_event_ts_only_moves_forward(redis_client: redis.Redis) -> None:
     assert as_dict(replies[2])["complaints"] == "3"
 
 
-def test_scores_older_than_the_stored_one_are_refused(redis_client: redis.Redis) -> None:
-    assert write_scores(redis_client, ("alice", 0.4, "v1", TS + 10, TS)) == 1
+def test_the_sequence_counts_first_seen_events_only(redis_client: redis.Redis) -> None:
+    replies = apply(
+        redis_client,
+        ("e1", "alice", "page_views", False, TS, "t/0/1"),
+        ("e2", "alice", "complaints", True, TS - 60_000, "t/0/2"),  # late: still a new state
+        ("e2", "alice", "complaints", False, TS, "t/5/5"),  # duplicate
+        ("e1", "alice", "page_views", False, TS, "t/0/1"),  # redelivery
+        ("e3", "bob", "orders", False, TS, "t/1/1"),
+    )
+    assert [reply and as_dict(reply)["event_seq"] for reply in replies] == ["1", "2", 0, "2", "1"]
+    assert apply(redis_client, ("e4", "alice", "orders", False, TS - 1, "t/0/3")) != [0]
+    assert redis_client.hget("profile:alice", "event_seq") == "3"
+
+
+def test_a_score_of_an_older_profile_state_is_refused_whatever_its_event_time(
+    redis_client: redis.Redis,
+) -> None:
+    assert write_scores(redis_client, ("alice", 0.4, "v1", TS + 10, TS, 2)) == 1
     stored = {"churn_score": "0.4", "model_version": "v1", "scored_at": str(TS + 10)}
 
-    assert write_scores(redis_client, ("alice", 0.9, "v2", TS + 20, TS - 1)) == 0
-    assert redis_client.hgetall("profile:alice") == {**stored, "scored_event_ts": str(TS)}
+    # An older state, though its event is newer.
+    assert write_scores(redis_client, ("alice", 0.9, "v2", TS + 20, TS + 500, 1)) == 0
+    assert redis_client.hgetall("profile:alice") == {
+        **stored,
+        "scored_event_ts": str(TS),
+        "scored_seq": "2",
+    }
 
     written = write_scores(
         redis_client,
-        ("alice", 0.5, "v2", TS + 30, TS),  # same event time: accepted
-        ("bob", 0.1, "v2", TS + 30, TS - 50),  # no score yet: accepted
-        ("alice", 0.7, "v2", TS + 40, TS - 5),  # older than the one just written
-        ("alice", 0.6, "v3", TS + 50, TS + 1),  # newer
+        ("alice", 0.5, "v2", TS + 30, TS, 2),  # same state: accepted
+        ("bob", 0.1, "v2", TS + 30, TS - 50, 0),  # no score yet: accepted
+        ("alice", 0.7, "v2", TS + 40, TS + 900, 1),  # older than the one just written
+        ("alice", 0.6, "v3", TS + 50, TS - 60_000, 3),  # newer state of an older event
     )
     assert written == 3
     assert redis_client.hgetall("profile:alice") == {
         "churn_score": "0.6",
         "model_version": "v3",
         "scored_at": str(TS + 50),
-        "scored_event_ts": str(TS + 1),
+        "scored_event_ts": str(TS - 60_000),
+        "scored_seq": "3",
     }
     assert redis_client.hget("profile:bob", "churn_score") == "0.1"
+
+
+def test_a_score_stored_before_sequences_existed_counts_as_sequence_0(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.hset("profile:alice", mapping={"churn_score": "0.4", "scored_event_ts": TS})
+    assert write_scores(redis_client, ("alice", 0.8, "v2", TS + 10, TS - 5, 0)) == 1
+    assert redis_client.hget("profile:alice", "scored_seq") == "0"
 
 
 def test_the_wheel_ships_the_lua_scripts(tmp_path: Path) -> None:

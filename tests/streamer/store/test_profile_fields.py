@@ -40,7 +40,9 @@ def test_batch_scoring_reads_every_feature_input() -> None:
 def test_typed_profile_types_every_numeric_field() -> None:
     stored = {name: "3" for name in (*INT_FIELDS, *FLOAT_FIELDS)}
     stored |= {"plan": "basic", "churn_score": "0.25", "scored_at": "17", "model_version": "v2"}
+    stored |= {"event_seq": "5", "scored_seq": "4"}
     typed = typed_profile(stored)
+    assert (typed["event_seq"], typed["scored_seq"]) == (5, 4)
     assert all(type(typed[name]) is int for name in INT_FIELDS)
     assert all(type(typed[name]) is float for name in FLOAT_FIELDS)
     assert (typed["churn_score"], typed["scored_at"]) == (0.25, 17)

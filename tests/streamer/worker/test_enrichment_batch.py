@@ -67,7 +67,12 @@ def test_forwarded_value_is_the_event_with_the_profile_it_joined() -> None:
         "customer_id": "alice",
         "ts": TS,
     }
-    assert enriched.profile == {"plan": "premium", "complaints": "3", "last_event_ts": str(TS)}
+    assert enriched.profile == {
+        "plan": "premium",
+        "complaints": "3",
+        "last_event_ts": str(TS),
+        "event_seq": "1",  # the profile's update sequence rides along
+    }
     assert enriched.enriched_at == 42
 
 

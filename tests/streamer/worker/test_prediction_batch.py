@@ -41,9 +41,14 @@ def serving(challenger: FixedModel | None = None) -> ServingModels:
     return ServingModels(cast(LoadedModel, CHAMPION), cast(LoadedModel | None, challenger))
 
 
-def enriched(event_id: str, customer: str, ts: int, complaints: int) -> FakeEvent:
+def enriched(
+    event_id: str, customer: str, ts: int, complaints: int, seq: int | None = None
+) -> FakeEvent:
     event = {"event_id": event_id, "type": "complaint", "customer_id": customer, "ts": ts}
-    value = enriched_event(event, {"complaints": str(complaints), "plan": "basic"}, ts)
+    profile = {"complaints": str(complaints), "plan": "basic"}
+    if seq is not None:
+        profile["event_seq"] = str(seq)
+    value = enriched_event(event, profile, ts)
     return received(value, customer.encode())
 
 
@@ -91,6 +96,35 @@ def test_the_newest_score_per_customer_is_stored_and_every_event_recorded() -> N
     for _, _, value in sinks.outputs:
         PredictionRecord.model_validate_json(value)
     assert activity.latest_score == {"alice": 0.2, "bob": 0.3}
+
+
+def test_the_score_of_the_newest_profile_state_is_stored_whatever_the_event_times() -> None:
+    batch = [
+        enriched("e1", "alice", TS, complaints=1, seq=1),
+        # Late events: older timestamps, but a fuller profile.
+        enriched("e2", "alice", TS - 60_000, complaints=2, seq=2),
+        enriched("e3", "alice", TS - 60_000, complaints=3, seq=3),
+    ]
+    store, _, _ = run(batch, serving(), ChallengerPolicy())
+
+    (written,) = store.score_writes
+    assert [(s.churn_score, s.seq, s.event_ts) for s in written] == [(0.3, 3, TS - 60_000)]
+    assert store.profiles["alice"]["scored_seq"] == "3"
+
+
+def test_of_a_customers_events_the_highest_sequence_is_written_not_the_last() -> None:
+    batch = [
+        enriched("e2", "alice", TS, complaints=2, seq=2),
+        enriched("e1", "alice", TS + 1, complaints=1, seq=1),  # an older state, later in batch
+        enriched("e3", "bob", TS, complaints=4),  # no sequence (older data): 0
+    ]
+    store, _, _ = run(batch, serving(), ChallengerPolicy())
+
+    (written,) = store.score_writes
+    assert {(s.customer_id, s.churn_score, s.seq) for s in written} == {
+        ("alice", 0.2, 2),
+        ("bob", 0.4, 0),
+    }
 
 
 def test_split_mode_records_the_model_that_served_each_customer() -> None:
