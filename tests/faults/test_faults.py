@@ -329,6 +329,67 @@ def test_sigterm_during_burst_drains_and_commits(scenario: Scenario) -> None:
     assert figures.predicted_events == len(valid)
 
 
+def test_sigterm_mid_stream_commits_exactly_what_it_produced(scenario: Scenario) -> None:
+    """A worker stopped while events keep arriving finishes the batch in hand: when it has
+    exited, its committed offsets cover every event it produced outputs for, and no other;
+    a new worker then does the rest, each event once."""
+    valid = make_events(12000, run=f"{scenario.prefix}stop", customers=300, seed=9)
+    measure = scenario.measure
+    first = scenario.worker(scenario.env(), "first").start()
+    producer = scenario.publish_in_background(valid, chunk=300, pause_s=0.3)
+    assert wait_until(lambda: measure.counted() >= 1500, timeout=90), "no progress"
+    assert producer.is_alive(), "the stream ended before SIGTERM"
+    assert first.process is not None
+    first.process.send_signal(signal.SIGTERM)
+    exit_code = first.process.wait(60)
+    counted_at_exit = measure.counted()
+    committed_input = measure.committed_by_partition("customer-events")
+    committed_enriched = measure.committed_by_partition("customer-events-enriched")
+    producer.finish()
+    inputs = measure.positions("customer-events", expect=len(valid))
+    enriched = measure.positions("customer-events-enriched", expect=counted_at_exit)
+    predicted = measure.positions("churn-predictions", expect=len(enriched))
+
+    assert exit_code == 0, first.log_tail()
+    # Outputs of the enrichment stage exist for exactly the input events below the
+    # committed offsets, and the prediction stage's for exactly the enriched ones.
+    assert _ids(enriched) == _below(inputs, committed_input)
+    assert _ids(predicted) == _below(enriched, committed_enriched)
+    assert counted_at_exit == len(_below(inputs, committed_input))
+
+    second = scenario.worker(scenario.env(), "second").start()
+    stalled = _stall_report(measure, valid, second)
+    figures, records, _ = measure.figures(
+        "sigterm-stream", sent=len(valid), valid=valid, base_url=second.base_url
+    )
+    figures.report(f"exit code {exit_code}; at exit counted={counted_at_exit}", stalled)
+    assert (figures.lost, figures.double) == (0, 0)
+    assert figures.profiles == len(valid)
+    assert figures.predicted_events == len(valid)
+    # Nothing the first worker produced was produced again.
+    enriched_after = measure.positions("customer-events-enriched", expect=len(valid))
+    assert _repeated(enriched_after) == []
+    assert _repeated([(str(r["event_id"]), 0, 0) for r in records]) == []
+
+
+def _ids(positions: list[tuple[str, int, int]]) -> set[str]:
+    return {event_id for event_id, _, _ in positions}
+
+
+def _below(positions: list[tuple[str, int, int]], committed: dict[int, int | None]) -> set[str]:
+    """The event ids at offsets below their partition's committed offset."""
+    return {
+        event_id
+        for event_id, partition, offset in positions
+        if offset < (committed.get(partition) or 0)
+    }
+
+
+def _repeated(positions: list[tuple[str, int, int]]) -> list[str]:
+    counts = Counter(event_id for event_id, _, _ in positions)
+    return sorted(event_id for event_id, n in counts.items() if n > 1)
+
+
 def _stall_report(
     measure: Measure, valid: list[dict[str, object]], worker: Worker, timeout: float = 90
 ) -> str:
