@@ -52,6 +52,10 @@ def stop_once(
         producer = scenario.publish_in_background(events, chunk=args.chunk, pause_s=args.pause)
         measure = scenario.measure
         wait_until(lambda: measure.counted() >= args.counted, timeout=120)
+        if args.peer_joins:  # SIGTERM at a different moment of the peer's start and join
+            peer_env = {**env, "STREAMER_DATA_DIR": str(folder / "peer-data")}
+            scenario.worker(peer_env, "peer").start(wait_ready=False)
+            time.sleep(2.0 * (run % 5))
         assert worker.process is not None
         pid = worker.process.pid
         sent_term, sent_term_wall = time.monotonic(), time.time()
@@ -121,5 +125,8 @@ if __name__ == "__main__":
         "--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once"
     )
     parser.add_argument("--peer", action="store_true", help="a second worker in the group")
+    parser.add_argument(
+        "--peer-joins", action="store_true", help="a second worker joins just before SIGTERM"
+    )
     parser.add_argument("--broker", choices=["auto", "kafka", "tansu"], default="kafka")
     main(parser.parse_args())
