@@ -248,6 +248,16 @@ class Measure:
             complete=complete,
         )
 
+    def positions(self, topic: str, expect: int) -> list[tuple[str, int, int]]:
+        """(event_id, partition, offset) of every record on `topic` (read until `expect`
+        arrived, then 2 s more): input events, enriched events or prediction records."""
+        positions = []
+        for message in self._read(topic, expect, 120, 2.0):
+            value = orjson.loads(message.value())
+            event_id = value["event_id"] if "event_id" in value else value["event"]["event_id"]
+            positions.append((str(event_id), message.partition(), message.offset()))
+        return positions
+
     def table_total(self, base_url: str) -> int:
         status, body = http("GET", f"{base_url}/api/page-views", timeout=15)
         assert status == 200, body
