@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models import TopicConfig
+from quixstreams.models import Topic, TopicConfig
 from redis import Redis
 from threadpoolctl import threadpool_limits
 
@@ -41,6 +41,8 @@ from topics.wire import prediction_record
 
 # How long an event_id is remembered, as in the textbook.
 DEDUP_TTL_S = 3600
+# Apache Kafka's default `retention.ms` (log.retention.ms, 7 days).
+KAFKA_DEFAULT_RETENTION_MS = str(7 * 24 * 3600 * 1000)
 
 Event = dict[str, Any]
 
@@ -136,11 +138,13 @@ def build(app: Application, stages: Stages, settings: Settings) -> None:
         num_partitions=settings.topics.partitions,
         replication_factor=settings.topics.replication_factor,
     )
-    events = app.topic(
-        os.environ.get("BENCH_INPUT_TOPIC", CUSTOMER_EVENTS.full_name(prefix)),
-        key_deserializer="str",
-        value_deserializer="json",
-        config=shape,
+    events = with_retention(
+        app.topic(
+            os.environ.get("BENCH_INPUT_TOPIC", CUSTOMER_EVENTS.full_name(prefix)),
+            key_deserializer="str",
+            value_deserializer="json",
+            config=shape,
+        )
     )
     predictions = app.topic(
         PREDICTIONS.full_name(prefix),
@@ -159,6 +163,14 @@ def build(app: Application, stages: Stages, settings: Settings) -> None:
         .count()
         .final()
     )
+
+
+def with_retention(topic: Topic) -> Topic:
+    """The topic, its `retention.ms` set to Apache Kafka's default where the broker named
+    none: Quix copies the input's retention (which it requires) to its repartition and
+    changelog topics, and Tansu reports only the configs a topic was created with."""
+    topic.broker_config.extra_config.setdefault("retention.ms", KAFKA_DEFAULT_RETENTION_MS)
+    return topic
 
 
 def serving_model(settings: Settings) -> LoadedModel:
