@@ -28,9 +28,9 @@ from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Topic, TopicConfig
 from redis import Redis
-from threadpoolctl import threadpool_limits
 
 from models.features import FEATURE_NAMES, feature_row, is_cancel_page
+from models.loading import pin_inference_threads
 from models.registry import LoadedModel, ModelRegistry
 from streamer.connections import librdkafka_config, redis_client_options
 from streamer.settings import Settings, get_settings
@@ -184,11 +184,7 @@ def serving_model(settings: Settings) -> LoadedModel:
 def main() -> None:
     settings = get_settings()
     model = serving_model(settings)
-    # One thread per pool, set once the model is loaded: threadpoolctl limits only the
-    # pools already loaded, and scikit-learn's OpenMP runtime comes with the model. With
-    # one row per predict_proba call, a second OpenMP thread only adds a barrier to wait
-    # at (57 ms a call against 5 with one thread, profiled on a busy two-core machine).
-    threadpool_limits(limits=1)
+    pin_inference_threads()  # pinned like the pipeline (see there why)
     redis = Redis.from_url(
         settings.redis.url, decode_responses=True, **redis_client_options(settings.redis)
     )

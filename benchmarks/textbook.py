@@ -22,9 +22,9 @@ import faust
 import numpy as np
 import redis.asyncio as aioredis
 from faust.types import StreamT
-from threadpoolctl import threadpool_limits
 
 from models.features import FEATURE_NAMES, feature_row, is_cancel_page
+from models.loading import pin_inference_threads
 from models.registry import LoadedModel, ModelRegistry
 from streamer.settings import get_settings
 from streamer.worker.faust_app import faust_app_options
@@ -34,9 +34,6 @@ settings = get_settings()
 PREFIX = settings.topics.prefix
 
 app = faust.App(f"{PREFIX}textbook", **faust_app_options(settings))
-
-# Pinned like the pipeline, so the comparison is about the design, not thread start-up.
-threadpool_limits(limits=1)
 
 
 class RawEvent(faust.Record, serializer="json"):
@@ -105,6 +102,8 @@ def model() -> LoadedModel:
         version = registry.serving_version()
         assert version is not None, "no serving model in the registry"
         _state["model"] = registry.load(version)
+        # Pinned like the pipeline, so the comparison is about the design, not threads.
+        pin_inference_threads()
     loaded: LoadedModel = _state["model"]
     return loaded
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from models.errors import ModelRefused
 from models.features import FEATURE_NAMES
@@ -41,6 +42,20 @@ class LoadedModel:
             matrix = matrix.reshape(1, -1)
         probabilities = self.estimator.predict_proba(matrix)
         return np.asarray(probabilities[:, self.positive_index], dtype=np.float64)
+
+
+def pin_inference_threads() -> None:
+    """Give every native thread pool loaded so far (BLAS, OpenMP) one thread, for calls
+    made from the calling thread.
+
+    Call it on the thread that scores, after a model is loaded: threadpoolctl reaches only
+    pools already loaded, scikit-learn's OpenMP runtime loads with the estimator's module,
+    and OpenMP keeps its thread count per calling thread. Scoring micro-batches, a second
+    OpenMP thread only adds a barrier to wait at; on a busy two-core machine it made a
+    20-row `predict_proba` of the default model cost 40-80 ms instead of 2-3 ms, and
+    doubled a worker's CPU per event.
+    """
+    threadpool_limits(limits=1)
 
 
 def feature_mismatch(names: tuple[str, ...]) -> str | None:

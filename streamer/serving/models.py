@@ -23,6 +23,7 @@ import numpy as np
 
 from models.aliases import Role
 from models.errors import RegistryError
+from models.loading import pin_inference_threads
 from models.registry import LoadedModel, ModelRegistry
 from streamer.worker import metrics
 
@@ -166,6 +167,8 @@ class ModelHolder:
             metrics.MODEL_REFUSALS.labels(target).inc()
             log.error("Refused model %s, keeping %s: %s", target, _name(serving), refusal)
             return serving
+        # Back on the event loop's thread, the one that scores.
+        pin_inference_threads()
         metrics.MODEL_LOADS.labels(model.version).inc()
         return model
 

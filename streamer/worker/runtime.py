@@ -23,7 +23,6 @@ from faust.types import EventT, StreamT
 from mode import Service
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from threadpoolctl import threadpool_limits
 
 from models.registry import ModelRegistry
 from streamer.connections import librdkafka_config, redis_client_options
@@ -72,9 +71,6 @@ class Runtime(Service):
         self.models = ModelHolder(ModelRegistry(settings.models.registry))
         self.store_healthy = False
         self._started_event = asyncio.Event()
-        # BLAS and OpenMP threads cost more than they give on micro-batches, and a
-        # worker shares two cores with the broker.
-        self._thread_limits = threadpool_limits(limits=1)
 
     @property
     def profiles(self) -> RedisProfileStore:

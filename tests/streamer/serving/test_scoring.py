@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,28 @@ def test_holder_refuses_a_corrupt_champion_and_challenger_and_keeps_serving(
     assert after == before + 1  # refused once, not on every poll
     assert not _refresh(holder)
     assert REGISTRY.get_sample_value("streamer_model_refusals_total", {"version": "v3"}) == after
+
+
+PINNED_AFTER_LOAD = """
+import asyncio, sys
+from threadpoolctl import threadpool_info
+from models.registry import ModelRegistry
+from streamer.serving.models import ModelHolder
+holder = ModelHolder(ModelRegistry(sys.argv[1]))
+asyncio.run(holder.refresh())  # the loop runs on this thread, the one that scores
+print(sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"}))
+"""
+
+
+def test_holder_pins_the_scoring_thread_to_one_openmp_thread(registry: ModelRegistry) -> None:
+    # A fresh process: the OpenMP runtime arrives with the model, after any import-time
+    # limit, and its default is one thread per CPU.
+    result = subprocess.run(
+        [sys.executable, "-c", PINNED_AFTER_LOAD, str(registry.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"},
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert result.stdout.strip() == "[1]", result.stdout + result.stderr
