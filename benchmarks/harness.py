@@ -1,61 +1,52 @@
-"""The benchmark run: one embedded stack, one backlog, every contender in turn.
+"""The benchmark run: one embedded stack, its data, and the contenders' processes.
 
 The stack runs the broker `--broker` picks (Apache Kafka or Tansu, see
 `streamer.devstack`); Apache Kafka's dev broker creates no topic on first use, so every
 topic a contender reads or writes is created before it starts: the catalogue topics of
 each prefix here, the Faust apps' changelog and leader topics by Faust at worker start.
+Backlogs are produced and profiles loaded on first use, so `--only` pays for what it runs.
 
-Order: raw aiokafka ceiling, Faust floor, pipeline on one worker, pipeline on several
-workers, textbook baseline, then the pipeline fed live at half and at a quarter of the
-one-worker rate. Runs are sequential so no contender shares the CPU with another.
-
-Throughput is the steady state (middle 80% of completions, see `measure.steady_window`),
-taken from `scored_at` of the prediction records for the pipeline and the textbook, from
-batch arrival times for the floor and from poll returns for the raw client.
+`Bench.launch` starts a contender of any kind and says where its completions show;
+`benchmarks.backlog` runs the backlog rows, `benchmarks.running` feeds contenders that
+already run (bursts, live loads). Runs are sequential so no contender shares the CPU
+with another.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 from confluent_kafka import Producer
 from threadpoolctl import threadpool_limits
 
-from benchmarks.measure import (
-    Mark,
-    PredictionReader,
-    ProcessSampler,
-    Window,
-    percentiles,
-    read_marks_file,
-    steady_window,
-)
+from benchmarks.measure import Completions, MarksFile, PredictionReader
 from models.registry import ModelRegistry
 from models.synthetic import EventGenerator, generate_customers
 from models.train import TrainingSource, train_and_register
 from streamer.devstack import BrokerChoice, EmbeddedStack, free_port
-from streamer.devstack.processes import ChildExited, ChildNotReady
+from streamer.devstack.processes import http_ok, spawn
 from streamer.devstack.worker import WorkerProcess, start_worker
 from streamer.store.profiles import load_profiles
 from topics.admin import ensure_topics
 from topics.catalogue import CUSTOMER_EVENTS, PREDICTIONS
-from topics.events import utc_now_ms
+from topics.events import EventType, utc_now_ms
 from topics.producer import keyed_producer
 
 READY_TIMEOUT_S = 120.0
-LIVE_WARMUP_EVENTS = 200
+STALL_TIMEOUT_S = 120.0
 MODEL_TRAINING_CUSTOMERS = 5000
 
+# What a contender is: the real worker, the textbook baseline, the Quix Streams peer (a
+# separate module, run when installed) or Faust's floor.
+Kind = Literal["pipeline", "textbook", "quix", "floor"]
 
 # BenchConfig fields that, when set, override a worker setting in every contender.
 WORKER_SETTINGS = {
@@ -69,10 +60,16 @@ class BenchError(RuntimeError):
     """The benchmark could not complete; the message says which step and where the logs are."""
 
 
+class NotMeasured(Exception):
+    """A row this run does not measure; the message says why (it reads in the table)."""
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     customers: int
     events: int
+    burst_events: int
+    burst_customers: int
     workers: int
     partitions: int
     live_seconds: float
@@ -85,33 +82,18 @@ class BenchConfig:
 
 
 @dataclass
-class Figures:
-    """One contender's measured figures (JSON-ready)."""
+class Launched:
+    """A started contender: its processes, where its completions show, its profiles."""
 
-    events: int
-    events_per_s: float
-    window_events: int = 0
-    window_s: float = 0.0
-    latency_ms: dict[str, float] | None = None
-    peak_rss_mb: float | None = None
-    cpu_s_per_1k: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    children: list[WorkerProcess]
+    output: Completions
+    input_topic: str
+    redis_url: str | None  # None: it keeps no profiles (the floor)
+    ready_route: bool  # the pipeline's /ready; the others are running once they complete
 
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "events": self.events,
-            "events_per_s": round(self.events_per_s, 1),
-            "window_events": self.window_events,
-            "window_s": round(self.window_s, 3),
-        }
-        if self.latency_ms is not None:
-            data["latency_ms"] = {k: round(v, 1) for k, v in self.latency_ms.items()}
-        if self.peak_rss_mb is not None:
-            data["peak_rss_mb"] = round(self.peak_rss_mb, 1)
-        if self.cpu_s_per_1k is not None:
-            data["cpu_s_per_1k"] = round(self.cpu_s_per_1k, 4)
-        data.update(self.extra)
-        return data
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
 
 
 def check_alive(worker: WorkerProcess) -> None:
@@ -145,7 +127,10 @@ class Bench:
         self.registry = config.workdir / "registry"
         self.children: list[WorkerProcess] = []
         self.backlog: list[tuple[bytes, bytes]] = []
-        self._customers: list[dict[str, str | int | float]] = []
+        self.backlog_page_views = 0
+        self.customers: list[dict[str, str | int | float]] = []
+        self._produced: set[str] = set()
+        self._loaded: set[int] = set()
 
     def say(self, message: str) -> None:
         self._say(f"[bench {time.monotonic() - self._started:6.1f}s] {message}")
@@ -165,35 +150,48 @@ class Bench:
                 author="bench",
             )
         self.say("model trained and registered")
-        self._customers = generate_customers(cfg.customers, seed=7)
-        generator = EventGenerator(self._customers, seed=1)
-        now = utc_now_ms()
-        self.backlog = [
-            (str(event["customer_id"]).encode(), orjson.dumps(event))
-            for event in generator.batch(cfg.events, now)
-        ]
+        self.customers = generate_customers(cfg.customers, seed=7)
+        events = EventGenerator(self.customers, seed=1).batch(cfg.events, utc_now_ms())
+        self.backlog = [(str(e["customer_id"]).encode(), orjson.dumps(e)) for e in events]
+        self.backlog_page_views = sum(1 for e in events if e["type"] == EventType.PAGE_VIEW)
         self.say(f"generated {cfg.customers:,} customers and {cfg.events:,} events")
-        # Redis databases: 1 = pipeline (1 worker), 2 = pipeline (N workers),
-        # 3 = textbook, 4 = pipeline live at half, 5 = pipeline live at a quarter.
-        for db in (1, 2, 3, 4, 5):
-            redis_url = f"redis://127.0.0.1:{self.stack.redis_port}/{db}"
-            load_profiles(redis_url, self._customers, chunk=5000)
-        self.say(f"loaded {cfg.customers:,} profiles into each of 5 Redis databases")
-        for prefix in ("bench1-", "bench2-"):
-            self.create_topics(prefix)
-            self.produce(f"{prefix}{CUSTOMER_EVENTS.name}", self.backlog)
-        self.create_topics("bench-textbook-")
-        self.create_topics("bench-live-")
-        self.create_topics("bench-live-quarter-")
-        self.say(f"produced the backlog of {cfg.events:,} events to bench1-/bench2- topics")
 
-    def create_topics(self, prefix: str) -> None:
+    def create_topics(self, prefix: str) -> str:
+        """The catalogue topics of `prefix`; returns its input topic."""
         ensure_topics(self.stack.kafka_broker, prefix, self.config.partitions)
+        return CUSTOMER_EVENTS.full_name(prefix)
 
-    def produce(self, topic: str, messages: list[tuple[bytes, bytes]], linger_ms: int = 20) -> None:
-        producer = keyed_producer(
+    def backlog_topic(self, prefix: str) -> str:
+        """`prefix`'s input topic, holding the backlog (produced on first use)."""
+        topic = self.create_topics(prefix)
+        if topic not in self._produced:
+            self.produce(topic, self.backlog)
+            self._produced.add(topic)
+            self.say(f"  produced the backlog of {self.config.events:,} events to {topic}")
+        return topic
+
+    def redis_url(self, db: int) -> str:
+        """Redis database `db`, holding every customer's profile (loaded on first use).
+
+        Each contender that counts has its own: events counted by an earlier run would be
+        dropped there as duplicates and never scored.
+        """
+        url = f"redis://127.0.0.1:{self.stack.redis_port}/{db}"
+        if db not in self._loaded:
+            load_profiles(url, self.customers, chunk=5000)
+            self._loaded.add(db)
+            self.say(f"  loaded {len(self.customers):,} profiles into Redis database {db}")
+        return url
+
+    def produce(
+        self,
+        topic: str,
+        messages: list[tuple[bytes, bytes]],
+        producer: Producer | None = None,
+    ) -> None:
+        producer = producer or keyed_producer(
             self.stack.bootstrap_servers,
-            {"linger.ms": linger_ms, "queue.buffering.max.messages": 1_000_000},
+            {"linger.ms": 20, "queue.buffering.max.messages": 1_000_000},
         )
         for key, value in messages:
             while True:
@@ -207,17 +205,18 @@ class Bench:
 
     # -- workers -------------------------------------------------------------------------
 
-    def env(self, prefix: str, redis_db: int, **extra: str) -> dict[str, str]:
+    def env(self, prefix: str, redis_url: str, **extra: str) -> dict[str, str]:
         cfg = self.config
         env = {
             **os.environ,
             "KAFKA_BROKER": self.stack.kafka_broker,
-            "REDIS_URL": f"redis://127.0.0.1:{self.stack.redis_port}/{redis_db}",
+            "REDIS_URL": redis_url,
             "MODEL_REGISTRY": str(self.registry),
             "TOPIC_PREFIX": prefix,
             "STREAMER_PARTITIONS": str(cfg.partitions),
             "STREAMER_MODEL_POLL": "2",
             "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": _import_root(),
         }
         if self.stack.broker_kind == "tansu":
             # Tansu holds a new group's first JoinGroup for half the session timeout (2 s
@@ -236,14 +235,17 @@ class Bench:
         env.update(extra)
         return env
 
+    def data_dir(self, name: str) -> Path:
+        folder = self.config.workdir / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def start_worker(self, name: str, app_module: str, env: dict[str, str]) -> WorkerProcess:
-        data_dir = self.config.workdir / "data" / name
-        data_dir.mkdir(parents=True, exist_ok=True)
         worker = start_worker(
-            {**env, "PYTHONPATH": _import_root()},
+            env,
             free_port(),
             self.config.workdir / f"{name}.log",
-            data_dir=data_dir,
+            data_dir=self.data_dir(name),
             app=app_module,
             cwd=self.config.workdir,
             name=name,
@@ -251,15 +253,78 @@ class Bench:
         self.children.append(worker)
         return worker
 
-    def wait_ready(self, worker: WorkerProcess) -> None:
-        try:
-            worker.wait_ready(READY_TIMEOUT_S)
-        except ChildExited:
-            check_alive(worker)  # it has exited: raises with its exit code and log
-        except ChildNotReady:
-            raise BenchError(
-                f"{worker.name} not ready after {READY_TIMEOUT_S:.0f}s (log {worker.log})"
-            ) from None
+    def start_module(self, name: str, module: str, env: dict[str, str]) -> WorkerProcess:
+        """`python -m module`, a contender with no web port (port 0: nothing to probe)."""
+        log = self.config.workdir / f"{name}.log"
+        process = spawn([sys.executable, "-m", module], log, self.config.workdir, env)
+        worker = WorkerProcess(process, 0, log, name)
+        self.children.append(worker)
+        return worker
+
+    def launch(
+        self,
+        kind: Kind,
+        prefix: str,
+        redis_db: int = 0,
+        workers: int = 1,
+        input_topic: str | None = None,
+    ) -> Launched:
+        """Start a contender writing under `prefix` and reading `input_topic` (default:
+        `prefix`'s own; the pipeline always reads its own). Its topics must exist."""
+        topic = input_topic or CUSTOMER_EVENTS.full_name(prefix)
+        name = prefix.rstrip("-")
+        if kind == "floor":
+            marks = MarksFile(self.config.workdir / f"{name}-marks.txt")
+            marks.path.unlink(missing_ok=True)  # a kept workdir's earlier run
+            env = self.env(
+                prefix,
+                self.stack.redis_url,  # unused: the floor keeps no profiles
+                BENCH_INPUT_TOPIC=topic,
+                BENCH_APP_ID=name,
+                BENCH_MARKS=str(marks.path),
+            )
+            child = self.start_worker(name, "benchmarks.floor", env)
+            return Launched([child], marks, topic, None, ready_route=False)
+        redis_url = self.redis_url(redis_db)
+        reader = PredictionReader(
+            self.stack.bootstrap_servers, PREDICTIONS.full_name(prefix), self.config.partitions
+        )
+        reader.start()
+        if kind == "pipeline":
+            env = self.env(prefix, redis_url)
+            children = [
+                self.start_worker(f"{name}-worker{i + 1}", "streamer.app", env)
+                for i in range(workers)
+            ]
+            return Launched(children, reader, CUSTOMER_EVENTS.full_name(prefix), redis_url, True)
+        env = self.env(prefix, redis_url, BENCH_INPUT_TOPIC=topic)
+        if kind == "textbook":
+            child = self.start_worker(name, "benchmarks.textbook", env)
+        else:
+            env["BENCH_STATE_DIR"] = str(self.data_dir(name))
+            child = self.start_module(name, "benchmarks.quix_peer", env)
+        return Launched([child], reader, topic, redis_url, ready_route=False)
+
+    def wait_ready(self, workers: list[WorkerProcess]) -> float:
+        """Until every worker's `/ready` answers 200; the moment the first did (epoch s).
+
+        All are polled together, so each moment is the first answer seen within 50 ms.
+        """
+        probes = {worker.name: http_ok(f"{worker.base_url}/ready") for worker in workers}
+        ready_at: dict[str, float] = {}
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(ready_at) < len(workers):
+            for worker in workers:
+                check_alive(worker)
+                if worker.name not in ready_at and probes[worker.name]():
+                    ready_at[worker.name] = time.time()
+            if time.monotonic() > deadline:
+                late = ", ".join(
+                    f"{w.name} (log {w.log})" for w in workers if w.name not in ready_at
+                )
+                raise BenchError(f"not ready after {READY_TIMEOUT_S:.0f}s: {late}")
+            time.sleep(0.05)
+        return min(ready_at.values())
 
     def stop_all(self) -> None:
         # Figures are taken before this: a graceful stop only has to release the group.
@@ -271,262 +336,43 @@ class Bench:
         self.stop_all()
         self.stack.stop()
 
-    def _wait_for(
+    def wait_for(
         self,
         done: Callable[[], int],
         expected: int,
         children: list[WorkerProcess],
-        cap_s: float | None = None,
         what: str = "events",
+        cap_s: float | None = None,
+        stop_at: float | None = None,
     ) -> None:
-        """Until `expected` completions, or `cap_s` seconds after the first one."""
+        """Until `expected` completions, `cap_s` seconds after the first one, or the epoch
+        moment `stop_at`, whichever comes first; fails if no completion comes for
+        STALL_TIMEOUT_S (a slow contender on a busy machine is measured, a stuck one not)."""
         first: float | None = None
         last_report = time.monotonic()
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        last_count, last_progress = 0, time.monotonic()
         while True:
             count = done()
             now = time.monotonic()
-            if count >= expected:
+            if count >= expected or (stop_at is not None and time.time() >= stop_at):
                 return
             if count and first is None:
                 first = now
-                # Generous: the slowest contender (textbook) may run for its cap.
-                deadline = now + (cap_s or max(120.0, expected / 200))
             if first is not None and cap_s is not None and now - first >= cap_s:
                 return
-            if now > deadline:
-                raise BenchError(f"only {count:,} of {expected:,} {what} completed in time")
+            if count > last_count:
+                last_count, last_progress = count, now
+            elif now - last_progress > STALL_TIMEOUT_S:
+                raise BenchError(
+                    f"only {count:,} of {expected:,} {what} completed, none in the last "
+                    f"{STALL_TIMEOUT_S:.0f}s"
+                )
             for child in children:
                 check_alive(child)
             if now - last_report >= 5:
                 self.say(f"  {count:,} / {expected:,} {what}")
                 last_report = now
             time.sleep(0.1)
-
-    # -- contenders ----------------------------------------------------------------------
-
-    def run_ceiling(self) -> Figures:
-        marks, started = asyncio.run(self._read_raw(f"bench1-{CUSTOMER_EVENTS.name}"))
-        window = steady_window(marks, started)
-        return Figures(sum(n for _, n in marks), window.rate, window.events, _span(window))
-
-    async def _read_raw(self, topic: str) -> tuple[list[Mark], float]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.stack.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(topic, p) for p in range(self.config.partitions)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            marks: list[Mark] = []
-            count = 0
-            started = time.time()
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while count < self.config.events and time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
-                n = 0
-                for records in batches.values():
-                    for record in records:
-                        orjson.loads(record.value or b"null")
-                        n += 1
-                if n:
-                    count += n
-                    marks.append((time.time(), n))
-            return marks, started
-        finally:
-            await consumer.stop()
-
-    def run_floor(self) -> Figures:
-        marks_file = self.config.workdir / "floor-marks.txt"
-        env = self.env(
-            "bench-floor-",
-            0,
-            BENCH_INPUT_TOPIC=f"bench1-{CUSTOMER_EVENTS.name}",
-            BENCH_APP_ID="bench-floor",
-            BENCH_MARKS=str(marks_file),
-        )
-        child = self.start_worker("floor", "benchmarks.floor", env)
-        sampler = ProcessSampler([child.pid])
-        sampler.start()
-        try:
-            self._wait_for(
-                lambda: sum(n for _, n in read_marks_file(marks_file)),
-                self.config.events,
-                [child],
-            )
-            peak = sampler.peak_rss(child.pid)
-        finally:
-            sampler.stop()
-            self.stop_all()
-        marks = read_marks_file(marks_file)
-        window = steady_window(marks)
-        return Figures(
-            sum(n for _, n in marks),
-            window.rate,
-            window.events,
-            _span(window),
-            peak_rss_mb=peak / 2**20,
-            cpu_s_per_1k=_cpu_per_1k(sampler, window),
-        )
-
-    def run_pipeline(self, prefix: str, redis_db: int, workers: int) -> Figures:
-        reader = PredictionReader(
-            self.stack.bootstrap_servers, f"{prefix}{PREDICTIONS.name}", self.config.partitions
-        )
-        reader.start()
-        env = self.env(prefix, redis_db)
-        children = [
-            self.start_worker(f"{prefix}worker{i + 1}", "streamer.app", env) for i in range(workers)
-        ]
-        sampler = ProcessSampler([c.pid for c in children])
-        sampler.start()
-        try:
-            self._wait_for(lambda: reader.count, self.config.events, children, what="scored")
-            peaks = [sampler.peak_rss(c.pid) for c in children]
-        finally:
-            sampler.stop()
-            self.stop_all()
-            reader.stop()
-        return _backlog_figures(
-            reader,
-            sampler,
-            max(peaks),
-            {"workers": workers, "latency_note": "backlog: includes time queued"},
-        )
-
-    def run_textbook(self) -> Figures:
-        prefix = "bench-textbook-"
-        reader = PredictionReader(
-            self.stack.bootstrap_servers, f"{prefix}{PREDICTIONS.name}", self.config.partitions
-        )
-        reader.start()
-        env = self.env(prefix, 3, BENCH_INPUT_TOPIC=f"bench1-{CUSTOMER_EVENTS.name}")
-        child = self.start_worker("textbook", "benchmarks.textbook", env)
-        sampler = ProcessSampler([child.pid])
-        sampler.start()
-        try:
-            self._wait_for(
-                lambda: reader.count,
-                self.config.events,
-                [child],
-                cap_s=self.config.textbook_seconds,
-                what="scored",
-            )
-            peak = sampler.peak_rss(child.pid)
-        finally:
-            sampler.stop()
-            self.stop_all()
-            reader.stop()
-        return _backlog_figures(
-            reader, sampler, peak, {"capped_at_s": self.config.textbook_seconds}
-        )
-
-    def run_live(
-        self, rate: float, prefix: str = "bench-live-", redis_db: int = 4, seed: int = 2
-    ) -> Figures:
-        """The pipeline fed by a paced producer; latency of events stamped as sent.
-
-        Each live run needs its own Redis database and event ids: events already counted
-        by an earlier run would be dropped as duplicates and never scored.
-        """
-        topic = f"{prefix}{CUSTOMER_EVENTS.name}"
-        reader = PredictionReader(
-            self.stack.bootstrap_servers, f"{prefix}{PREDICTIONS.name}", self.config.partitions
-        )
-        reader.start()
-        child = self.start_worker(f"{prefix}worker", "streamer.app", self.env(prefix, redis_db))
-        generator = EventGenerator(self._customers, seed=seed)
-        # A low linger: the producer's wait counts in the latency.
-        producer = keyed_producer(self.stack.bootstrap_servers, {"linger.ms": 1})
-        sampler = ProcessSampler([child.pid])
-        try:
-            self.wait_ready(child)
-            # Warm-up: proves partitions are assigned and the model is loaded.
-            for event in generator.batch(LIVE_WARMUP_EVENTS, utc_now_ms()):
-                producer.produce(
-                    topic, key=str(event["customer_id"]).encode(), value=orjson.dumps(event)
-                )
-            producer.flush(30)
-            self._wait_for(lambda: reader.count, LIVE_WARMUP_EVENTS, [child], what="warm-up")
-            sampler.start()
-            self.say(f"  pacing {rate:,.0f} events/s for {self.config.live_seconds:.0f}s")
-            since_ms = utc_now_ms()
-            sent = self._pace(producer, generator, topic, rate, self.config.live_seconds)
-            self._wait_for(lambda: reader.count, LIVE_WARMUP_EVENTS + sent, [child], what="scored")
-            peak = sampler.peak_rss(child.pid)
-        finally:
-            if sampler.is_alive():
-                sampler.stop()
-            self.stop_all()
-            reader.stop()
-        latencies = reader.latencies_ms(since_ms)
-        paced = [(t, n) for t, n in reader.marks() if t * 1000 >= since_ms]
-        window = steady_window(paced)
-        return Figures(
-            len(latencies),
-            window.rate,
-            window.events,
-            _span(window),
-            latency_ms=percentiles(latencies),
-            peak_rss_mb=peak / 2**20,
-            cpu_s_per_1k=_cpu_per_1k(sampler, window),
-            extra={"target_rate": round(rate, 1), "sent": sent, "duplicates": reader.duplicates},
-        )
-
-    @staticmethod
-    def _pace(
-        producer: Producer, generator: EventGenerator, topic: str, rate: float, seconds: float
-    ) -> int:
-        """Produce at `rate` events/s, each stamped with the time it is handed over."""
-        started = time.monotonic()
-        sent = 0
-        while (elapsed := time.monotonic() - started) < seconds:
-            due = int(elapsed * rate)
-            if due > sent:
-                for event in generator.batch(due - sent, utc_now_ms()):
-                    key = str(event["customer_id"]).encode()
-                    while True:
-                        try:
-                            producer.produce(topic, key=key, value=orjson.dumps(event))
-                            break
-                        except BufferError:
-                            producer.poll(0.01)
-                sent = due
-            producer.poll(0)
-            time.sleep(0.002)
-        producer.flush(30)
-        return sent
-
-
-def _backlog_figures(
-    reader: PredictionReader, sampler: ProcessSampler, peak_rss: int, extra: dict[str, Any]
-) -> Figures:
-    """Figures of a run that scored the pre-produced backlog, from its prediction records."""
-    window = steady_window(reader.marks())
-    return Figures(
-        reader.count,
-        window.rate,
-        window.events,
-        _span(window),
-        latency_ms=percentiles(reader.latencies_ms()),
-        peak_rss_mb=peak_rss / 2**20,
-        cpu_s_per_1k=_cpu_per_1k(sampler, window),
-        extra={**extra, "duplicates": reader.duplicates},
-    )
-
-
-def _span(window: Window) -> float:
-    return window.end - window.start
-
-
-def _cpu_per_1k(sampler: ProcessSampler, window: Window) -> float | None:
-    if window.events == 0:
-        return None
-    return sampler.cpu_between(window.start, window.end) / window.events * 1000
 
 
 def machine() -> dict[str, Any]:

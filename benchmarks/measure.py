@@ -1,17 +1,25 @@
 """What the benchmark measures with: completion marks, steady-state rates, percentiles,
-a predictions-topic reader and a CPU/RSS sampler of worker processes."""
+a predictions-topic reader, a CPU/RSS sampler of worker processes, the progress of a
+worker's stages over time and the page views in customers' profiles."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+import orjson
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from streamer.store.profiles import COUNTER_FIELD, PROFILE_PREFIX
+from topics.events import EventType
 from topics.wire import parse_prediction
 
 # The first and last tenth of a run are start-up (assignment, first fetches) and drain
@@ -72,13 +80,25 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
 
 
+class Completions(Protocol):
+    """Where a contender's finished events show: prediction records, or a floor's take
+    marks. `since_ms` keeps events stamped (or taken) at or after that epoch millisecond:
+    a burst's or a live run's own events, not its warm-up."""
+
+    def completed(self, since_ms: int = 0) -> int: ...
+
+    def marks(self, since_ms: int = 0) -> list[Mark]: ...
+
+    def stop(self) -> None: ...
+
+
 class PredictionReader(threading.Thread):
     """Reads a predictions topic from the start, until stopped, and keeps (event_ts,
     scored_at) of the first record of every event.
 
     An event scored again (redelivered after a rebalance moved its partition before its
-    offset was committed) is counted in `duplicates`, not in `count`: a run is done when
-    every event is scored, and a repeat is work done twice, not throughput.
+    offset was committed) is counted in `duplicates`, not in `completed`: a run is done
+    when every event is scored, and a repeat is work done twice, not throughput.
 
     Two Tansu workarounds, harmless on Apache Kafka: partitions are assigned, not joined
     through a group (Tansu holds a new group's first join for half the session timeout), and
@@ -105,10 +125,6 @@ class PredictionReader(threading.Thread):
             [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
         )
 
-    @property
-    def count(self) -> int:
-        return len(self.records)
-
     def run(self) -> None:
         try:
             while not self._stop_event.is_set():
@@ -128,28 +144,48 @@ class PredictionReader(threading.Thread):
         self._stop_event.set()
         self.join(10)
 
-    def marks(self) -> list[Mark]:
+    def completed(self, since_ms: int = 0) -> int:
+        """Events scored whose event time is not older than `since_ms`."""
+        if since_ms <= 0:
+            return len(self.records)
+        return sum(1 for ts, _ in list(self.records) if ts >= since_ms)
+
+    def marks(self, since_ms: int = 0) -> list[Mark]:
         """Completions per `scored_at` millisecond."""
-        per_ms: dict[int, int] = {}
-        for _, scored_at in self.records:
-            per_ms[scored_at] = per_ms.get(scored_at, 0) + 1
+        per_ms = Counter(scored for ts, scored in list(self.records) if ts >= since_ms)
         return [(ms / 1000, n) for ms, n in per_ms.items()]
 
     def latencies_ms(self, since_ms: int = 0) -> list[float]:
         """scored_at - event ts of every record whose event is not older than `since_ms`."""
-        return [float(scored - ts) for ts, scored in self.records if ts >= since_ms]
+        return [float(scored - ts) for ts, scored in list(self.records) if ts >= since_ms]
+
+    def first_scored_at(self) -> float | None:
+        """When the first record was scored (epoch seconds); None before any."""
+        first = min((scored for _, scored in list(self.records)), default=None)
+        return None if first is None else first / 1000
 
 
-def read_marks_file(path: Path) -> list[Mark]:
-    """Marks a floor worker appended ("epoch_seconds count" per line)."""
-    if not path.exists():
-        return []
-    marks: list[Mark] = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            marks.append((float(parts[0]), int(parts[1])))
-    return marks
+class MarksFile:
+    """The marks a floor worker appends, one line ("epoch_seconds count") per batch taken."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def marks(self, since_ms: int = 0) -> list[Mark]:
+        if not self.path.exists():
+            return []
+        marks: list[Mark] = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and float(parts[0]) * 1000 >= since_ms:
+                marks.append((float(parts[0]), int(parts[1])))
+        return marks
+
+    def completed(self, since_ms: int = 0) -> int:
+        return sum(n for _, n in self.marks(since_ms))
+
+    def stop(self) -> None:
+        """Nothing to stop: the file is read on demand."""
 
 
 class ProcessSampler(threading.Thread):
@@ -203,6 +239,212 @@ class ProcessSampler(threading.Thread):
             for samples in self.samples.values()
             if samples
         )
+
+
+# -- stage progress ----------------------------------------------------------------------
+
+Probe = Callable[[], int | None]  # how far a stage has come; None when it cannot tell now
+
+
+class RecordsWritten:
+    """A probe: records written to a topic so far, the sum of its partitions' high
+    watermarks (Tansu under-reports them, see `PredictionReader`; exact on Apache Kafka
+    without transactions, whose commit markers take offsets too)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": f"bench-marks-{time.monotonic_ns()}"}
+        )
+        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
+
+    def __call__(self) -> int | None:
+        try:
+            return sum(
+                self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)[1]
+                for tp in self._partitions
+            )
+        except KafkaException:
+            return None
+
+    def first_written_at(self, timeout: float = 10.0) -> float | None:
+        """When the topic's earliest record was written (its timestamp, epoch seconds)."""
+        with_records = []
+        for tp in self._partitions:
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+            if high > low:
+                with_records.append(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+        self._consumer.assign(with_records)
+        firsts: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(firsts) < len(with_records) and time.monotonic() < deadline:
+            for message in self._consumer.consume(100, timeout=0.5):
+                if message.error() is None and message.partition() not in firsts:
+                    firsts[message.partition()] = message.timestamp()[1] / 1000
+        self._consumer.unassign()
+        return min(firsts.values(), default=None)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def page_views_counted(base_url: str) -> Probe:
+    """A probe: page views a worker's counting stage has counted in its partitions (the
+    totals of its `/api/page-views?scope=local`)."""
+    url = f"{base_url}/api/page-views?scope=local"
+
+    def probe() -> int | None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                pages = orjson.loads(response.read())["pages"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return sum(int(page["total"]) for page in pages)
+
+    return probe
+
+
+class StageWatch(threading.Thread):
+    """Samples how far a worker's stages have come, a few times a second until stopped:
+    "enriched" (records in the enriched topic), "scored" and "counted" (the probes given).
+    """
+
+    def __init__(
+        self, enriched: RecordsWritten, scored: Probe, counted: Probe, interval: float = 0.2
+    ) -> None:
+        super().__init__(name="stage-watch", daemon=True)
+        self._enriched = enriched
+        self._probes: dict[str, Probe] = {
+            "enriched": enriched,
+            "scored": scored,
+            "counted": counted,
+        }
+        self._interval = interval
+        self._stop_event = threading.Event()
+        self.samples: list[tuple[float, dict[str, int | None]]] = []
+
+    def run(self) -> None:
+        while True:
+            moment = time.time()
+            self.samples.append((moment, {name: probe() for name, probe in self._probes.items()}))
+            if self._stop_event.wait(self._interval):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def report(
+        self, ready_at: float, first_scored_at: float | None, events: int, page_views: int
+    ) -> StageReport:
+        """The stages' progress through a backlog of `events` (`page_views` of them page
+        views), timed from the worker's ready; call after `stop`."""
+        first_enriched_at = self._enriched.first_written_at()
+        self._enriched.close()
+        return stage_report(
+            ready_at, first_enriched_at, first_scored_at, self.samples, events, page_views
+        )
+
+
+# The stage spread: when enrichment has written this share of the backlog, the share the
+# later stages have finished. Stages that progress together are near it; a stage that
+# waits for enrichment to finish the backlog is near 0.
+SPREAD_AT = 0.5
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """How a worker's stages progressed through a backlog, timed from its ready."""
+
+    ready_at: float  # epoch seconds
+    first_enriched_s: float | None  # after ready
+    first_score_s: float | None
+    spread_at_s: float | None  # when enrichment reached SPREAD_AT of the backlog
+    scored_share: float | None  # of the backlog, at that moment
+    counted_share: float | None  # of its page views, at that moment
+    samples: list[tuple[float, dict[str, int | None]]]
+
+    def as_json(self) -> dict[str, Any]:
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {
+            "ready_at": round(self.ready_at, 3),
+            "first_enriched_s": rounded(self.first_enriched_s, 3),
+            "first_score_s": rounded(self.first_score_s, 3),
+            "spread_at_enriched_share": SPREAD_AT,
+            "spread_at_s": rounded(self.spread_at_s, 2),
+            "scored_share": rounded(self.scored_share, 4),
+            "counted_share": rounded(self.counted_share, 4),
+            # Seconds after ready, then each probe's value (null: no answer then).
+            "progress": [
+                {"s": round(moment - self.ready_at, 2), **values} for moment, values in self.samples
+            ],
+        }
+
+
+def stage_report(
+    ready_at: float,
+    first_enriched_at: float | None,
+    first_scored_at: float | None,
+    samples: Sequence[tuple[float, dict[str, int | None]]],
+    events: int,
+    page_views: int,
+) -> StageReport:
+    """Stage progress of a backlog of `events` (`page_views` of them page views), sampled
+    as "enriched", "scored" and "counted"; the spread is read at the first sample where
+    enrichment had written SPREAD_AT of the backlog."""
+
+    def after_ready(moment: float | None) -> float | None:
+        return None if moment is None else moment - ready_at
+
+    at: tuple[float, dict[str, int | None]] | None = next(
+        (sample for sample in samples if (sample[1].get("enriched") or 0) >= SPREAD_AT * events),
+        None,
+    )
+    scored = counted = None
+    if at is not None:
+        scored = (at[1].get("scored") or 0) / events
+        views = at[1].get("counted")
+        counted = views / page_views if views is not None and page_views else None
+    return StageReport(
+        ready_at=ready_at,
+        first_enriched_s=after_ready(first_enriched_at),
+        first_score_s=after_ready(first_scored_at),
+        spread_at_s=None if at is None else at[0] - ready_at,
+        scored_share=scored,
+        counted_share=counted,
+        samples=list(samples),
+    )
+
+
+# -- profiles --------------------------------------------------------------------------
+
+
+class ProfilePageViews:
+    """Whether customers' profiles hold page views sent to them: each `page_views`
+    counter against what it was when this was made plus the views sent since."""
+
+    FIELD = COUNTER_FIELD[EventType.PAGE_VIEW]
+
+    def __init__(self, redis_url: str, sent: Mapping[str, int]) -> None:
+        self._client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self._customers = list(sent)
+        baseline = self._read()
+        self._expected = [base + sent[c] for base, c in zip(baseline, self._customers, strict=True)]
+
+    def _read(self) -> list[int]:
+        pipe = self._client.pipeline(transaction=False)
+        for customer in self._customers:
+            pipe.hget(f"{PROFILE_PREFIX}{customer}", self.FIELD)
+        return [int(value or 0) for value in pipe.execute()]
+
+    def missing(self) -> int:
+        """Customers whose counter does not hold every view sent to them yet."""
+        now = self._read()
+        return sum(1 for have, want in zip(now, self._expected, strict=True) if have < want)
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def _interpolate(samples: Sequence[tuple[float, float, int]], moment: float) -> float:
