@@ -1,8 +1,8 @@
 """Faust's aiokafka transport (faust-streaming 0.15, aiokafka 0.14) with the fixes below, and
 the fetch wait taken from STREAMER_FETCH_MAX_WAIT.
 
-Both were found on Apache Kafka with two workers, one killed with SIGKILL mid-stream; the
-survivor took over the dead worker's partitions and then lost events or hung.
+The first two were found on Apache Kafka with two workers, one killed with SIGKILL
+mid-stream; the survivor took over the dead worker's partitions and then lost events or hung.
 
 1. **Takeover skipped or stalled on a backlog** (faust-streaming/faust#216,
    robinhood/faust#681). A fetch that began before a rebalance can return records of
@@ -28,6 +28,9 @@ survivor took over the dead worker's partitions and then lost events or hung.
    ``flush()`` waits with them. Here every topic is tracked from its first send. Upstream,
    ``_wait_on_metadata`` would track a topic even when its partitions are already known; no
    report of it was found in aiokafka's tracker.
+
+3. **A table's agent crashed at start** with ``PartitionsMismatch`` ("changelog has 0
+   partitions"), seen once in CI: see ``ConsumerThread.topic_partitions``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,14 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = int(get_settings().worker.fetch_max_wait * 1000)
         return consumer
+
+    def topic_partitions(self, topic: str) -> int | None:
+        # aiokafka's group metadata snapshot holds 0 for a subscribed topic its last
+        # metadata reply did not list yet (a changelog topic created as the worker
+        # started). Faust took that for the changelog's partition count and crashed the
+        # counting agent with PartitionsMismatch at its first table write (seen once in
+        # CI). No topic has 0 partitions: report it as not known yet, as Faust expects.
+        return super().topic_partitions(topic) or None
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed)
