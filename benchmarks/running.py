@@ -8,9 +8,10 @@ service, with no start-up in them.
 - **Burst**: `--burst-events` page views over `--burst-customers` customers, sent at
   once. Timed from the first send until every event is done: for the pipeline, the
   textbook and the Quix Streams peer, its prediction record exists and every page view
-  is in its customer's profile (`page_views`); for the floor, it was taken. The textbook
-  stops at `--textbook-seconds` after the first send and is rated on what completed by
-  then.
+  is in its customer's profile (`page_views`); for the floor, it was taken. Every
+  contender runs until the whole burst is done: the textbook's stages run one after the
+  other (its first scores come once enrichment has taken the burst), so a capped rate
+  would leave out that wait.
 - **Live**: the pipeline fed at a steady rate; latency is event `ts` (stamped as sent)
   to `scored_at`.
 """

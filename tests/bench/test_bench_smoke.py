@@ -107,13 +107,12 @@ def test_bench_writes_every_rows_figures_and_every_target(tmp_path: Path) -> Non
         assert figures["latency_ms"]["p99"] > 0, (name, figures)
         assert figures["peak_rss_mb"] > 0, (name, figures)
         assert figures["cpu_s_per_1k"] > 0, (name, figures)
-    # Bursts: timed from the first send; every event counted (the textbook's is capped).
-    for name in ("floor_burst", "burst"):
+    # Bursts: timed from the first send, every event done (the textbook's too: uncapped).
+    for name in ("floor_burst", "burst", "textbook_burst"):
         figures = report["contenders"][name]
         assert figures["timed_from"] == "first send"
         assert figures["events"] == figures["sent"] == BURST_EVENTS, (name, figures)
     assert report["contenders"]["burst"]["profiles_checked"] is True
-    assert 0 < report["contenders"]["textbook_burst"]["events"] <= BURST_EVENTS
     # The Quix Streams peer runs where it is installed, else says so.
     quix = report["contenders"].get("quix_burst")
     if quix is None:
