@@ -343,10 +343,9 @@ class Bench:
         children: list[WorkerProcess],
         what: str = "events",
         cap_s: float | None = None,
-        stop_at: float | None = None,
     ) -> None:
-        """Until `expected` completions, `cap_s` seconds after the first one, or the epoch
-        moment `stop_at`, whichever comes first; fails if no completion comes for
+        """Until `expected` completions or `cap_s` seconds after the first one, whichever
+        comes first; fails if no completion comes for
         STALL_TIMEOUT_S (a slow contender on a busy machine is measured, a stuck one not)."""
         first: float | None = None
         last_report = time.monotonic()
@@ -354,7 +353,7 @@ class Bench:
         while True:
             count = done()
             now = time.monotonic()
-            if count >= expected or (stop_at is not None and time.time() >= stop_at):
+            if count >= expected:
                 return
             if count and first is None:
                 first = now
