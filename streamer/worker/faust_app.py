@@ -10,12 +10,14 @@ from faust.types import TransportT
 
 from streamer.connections import faust_broker_credentials
 from streamer.settings import Settings
+from streamer.worker.faust_patches.recovery import TableManager
 from streamer.worker.faust_patches.transactions import Transport
 
 
 class StreamerApp(faust.App):
     """Faust's app on Faust's aiokafka transport with the takeover and exactly-once fixes
-    of `streamer.worker.faust_patches`."""
+    of `streamer.worker.faust_patches` (its table recovery fix comes in through the
+    `TableManager` option of `faust_app_options`)."""
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -32,6 +34,7 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
         "broker": settings.kafka.broker,
         "broker_credentials": faust_broker_credentials(settings.kafka),
         "store": "memory://",
+        "TableManager": TableManager,
         "topic_partitions": settings.topics.partitions,
         "topic_replication_factor": settings.topics.replication_factor,
         "datadir": str(settings.worker.data_dir),
