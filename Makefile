@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BROKER ?= auto
 
-.PHONY: demo test lint bench install clean faults faults-cluster
+.PHONY: demo test lint bench install clean faults faults-cluster soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ faults: install
 # Opt-in, outside `make test`: three Apache Kafka brokers, the partition leader's killed.
 faults-cluster: install
 	$(BIN)/pytest -m cluster -s
+
+# A soak (not part of `make test`): live traffic through two workers under random faults.
+MINUTES ?= 20
+soak: install
+	$(BIN)/python -m tests.faults.soak --minutes $(MINUTES)
 
 bench: install
 	$(BIN)/python -m benchmarks --broker $(BROKER) $(ARGS)
