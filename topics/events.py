@@ -123,6 +123,14 @@ class Order(_Event):
 CustomerEvent = Annotated[PageView | Complaint | SupportCall | Order, Field(discriminator="type")]
 
 
+class SourcePosition(BaseModel):
+    """Where a message was read from: a dead letter's origin, an enriched event's source."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class EnrichedEvent(BaseModel):
     """Value on `customer-events-enriched`: a first-seen event and the profile it joined."""
 
@@ -133,6 +141,12 @@ class EnrichedEvent(BaseModel):
         description="the profile after this event's counters were applied"
     )
     enriched_at: int = Field(description="epoch ms when the join happened")
+    source: SourcePosition | None = Field(
+        None,
+        description="the `customer-events` message the event was read from; a redelivered "
+        "message enriched again carries the same source, so readers can tell the copies apart "
+        "(absent on records of releases before it)",
+    )
 
 
 class PredictionRecord(BaseModel):
@@ -156,14 +170,6 @@ class Stage(StrEnum):
     ENRICHMENT = "enrichment"
     COUNTING = "counting"
     PREDICTION = "prediction"
-
-
-class SourcePosition(BaseModel):
-    """Where a dead-lettered message was read from."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class DeadLetter(BaseModel):

@@ -45,11 +45,24 @@ class Enriched(NamedTuple):
     type: str
     ts: int
     page: str | None  # page views only
+    # (partition, offset) of the `customer-events` message it came from; None on records
+    # of releases before the field.
+    source: tuple[int, int] | None = None
 
 
-def enriched_event(event: Mapping[str, Any], profile: Mapping[str, Any], enriched_at: int) -> bytes:
-    """A first-seen event (JSON form, `ts` in epoch ms) and the profile it was joined with."""
-    return orjson.dumps({"event": event, "profile": profile, "enriched_at": enriched_at})
+def enriched_event(
+    event: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    enriched_at: int,
+    source: tuple[str, int, int] | None = None,
+) -> bytes:
+    """A first-seen event (JSON form, `ts` in epoch ms) and the profile it was joined with,
+    with the topic, partition and offset of the message it was read from."""
+    value: dict[str, Any] = {"event": event, "profile": profile, "enriched_at": enriched_at}
+    if source is not None:
+        topic, partition, offset = source
+        value["source"] = {"topic": topic, "partition": partition, "offset": offset}
+    return orjson.dumps(value)
 
 
 def parse_enriched(raw: bytes | bytearray | memoryview) -> Enriched:
@@ -68,9 +81,16 @@ def parse_enriched(raw: bytes | bytearray | memoryview) -> Enriched:
             str(event["type"]),
             int(event["ts"]),
             event.get("page"),
+            _source(data.get("source")),
         )
     except _SHAPE_ERRORS as exc:
         raise Malformed("enriched event", exc) from None
+
+
+def _source(source: Any) -> tuple[int, int] | None:
+    if source is None:
+        return None
+    return int(source["partition"]), int(source["offset"])
 
 
 class Prediction(NamedTuple):

@@ -29,6 +29,7 @@ from streamer.worker.channels import enriched_events
 from streamer.worker.runtime import RETRYABLE, runtime, tables_recovered
 from streamer.worker.stages.counting import split_page_key
 from streamer.worker.tables import customer_page_views, page_views_total, page_views_windowed
+from streamer.worker.tally import count_of
 from topics.events import utc_now_ms
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,13 @@ def local_page_counts() -> dict[str, dict[str, int]]:
     """Per-page totals and current-window counts of the partitions this worker owns."""
     owned = _owned_partitions(page_views_total.changelog_topic.get_topic_name())
     pages: dict[str, dict[str, int]] = {}
-    for key, total in list(page_views_total.items()):
+    for key, value in list(page_views_total.items()):
         partition, page = split_page_key(key)
         if owned is not None and partition not in owned:
             continue  # a standby copy: its active owner reports it
         counts = pages.setdefault(page, {"total": 0, "current_window": 0})
-        counts["total"] += total
-        counts["current_window"] += page_views_windowed[key].now()
+        counts["total"] += count_of(value)
+        counts["current_window"] += count_of(page_views_windowed[key].now())
     return pages
 
 
@@ -125,7 +126,8 @@ async def customer_views(self: View, request: Request, customer_id: str) -> Resp
         except Exception as exc:
             return _error(self, 503, f"owner worker {owner} unreachable: {exc}")
     return _json(
-        self, {"customer_id": customer_id, "total": customer_page_views.get(customer_id, 0)}
+        self,
+        {"customer_id": customer_id, "total": count_of(customer_page_views.get(customer_id, 0))},
     )
 
 

@@ -20,6 +20,7 @@ class FakeMessage:
     topic: str = "customer-events"
     partition: int = 0
     offset: int = field(default_factory=lambda: next(_offsets))
+    timestamp: float = 0.0  # seconds, as Faust gives it
 
 
 @dataclass(eq=False)

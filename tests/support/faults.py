@@ -84,6 +84,11 @@ def page_views(events: Iterable[dict[str, object]]) -> int:
     return sum(1 for e in events if e["type"] == "page_view")
 
 
+def customer_page_views(events: Iterable[dict[str, object]]) -> Counter[str]:
+    """What the per-customer page-view table should hold once `events` are counted."""
+    return Counter(str(e["customer_id"]) for e in events if e["type"] == "page_view")
+
+
 # How long the page-view tables may stand still below their expected total before a
 # figure takes them as they are.
 TABLE_IDLE_S = 20.0
@@ -262,6 +267,21 @@ class Measure:
         status, body = http("GET", f"{base_url}/api/page-views", timeout=15)
         assert status == 200, body
         return sum(int(item["total"]) for item in body["pages"])
+
+    def windowed_and_customer_views(
+        self, base_url: str, valid: Iterable[dict[str, object]]
+    ) -> tuple[int, Counter[str]]:
+        """The current window's page views over every page, and each customer's page views
+        as `/api/customers/{id}/page-views` answers (customers of `valid`)."""
+        status, body = http("GET", f"{base_url}/api/page-views", timeout=15)
+        assert status == 200, body
+        windowed = sum(int(item["current_window"]) for item in body["pages"])
+        per_customer: Counter[str] = Counter()
+        for customer in sorted({str(e["customer_id"]) for e in valid}):
+            status, body = http("GET", f"{base_url}/api/customers/{customer}/page-views")
+            assert status == 200, body
+            per_customer[customer] = int(body["total"])
+        return windowed, +per_customer
 
     def committed_offsets(self, topic: str, partitions: int = 4) -> int:
         """Sum of the worker group's committed offsets on `topic` (no group join)."""

@@ -93,6 +93,22 @@ def test_enriched_event_reads_back(
     )
 
 
+@given(events(), profiles, epoch_ms, st.integers(0, 2**31 - 1), st.integers(0, 2**63 - 1))
+def test_enriched_event_names_its_source_message(
+    event: dict[str, Any], profile: dict[str, str], enriched_at: int, partition: int, offset: int
+) -> None:
+    value = wire.enriched_event(event, profile, enriched_at, ("customer-events", partition, offset))
+    model = EnrichedEvent.model_validate_json(value)
+    assert model.source is not None
+    assert (model.source.topic, model.source.partition, model.source.offset) == (
+        "customer-events",
+        partition,
+        offset,
+    )
+    _conforms(value, SCHEMAS["customer-events-enriched"])
+    assert wire.parse_enriched(value).source == (partition, offset)
+
+
 def test_enriched_event_bytes() -> None:
     event = {"event_id": "e-1", "customer_id": "c-42", "ts": 1_700_000_000_000}
     value = wire.enriched_event({**event, "type": "complaint"}, {"complaints": "2"}, 5)

@@ -13,10 +13,19 @@ from streamer.worker.channels import enriched_events
 from streamer.worker.deadletter import send_dead_letter
 from streamer.worker.runtime import run_batches, runtime
 from streamer.worker.stages import counting
-from streamer.worker.tables import customer_page_views, page_views_total, page_views_windowed
+from streamer.worker.tables import (
+    CurrentWindow,
+    customer_page_views,
+    page_views_total,
+    page_views_windowed,
+    window_of,
+)
 
 TABLES = counting.PageViewTables(
-    total=page_views_total, windowed=page_views_windowed, per_customer=customer_page_views
+    total=page_views_total,
+    windowed=CurrentWindow(page_views_windowed),
+    per_customer=customer_page_views,
+    window_of=window_of,
 )
 
 
@@ -41,5 +50,5 @@ def make_room_for_changelogs() -> None:
 
 
 async def count_batch(batch: Sequence[EventT]) -> None:
-    """Sum a batch's page views, then apply one update per table key."""
+    """Gather a batch's page views, then apply at most one update per table entry."""
     await counting.count(batch, TABLES, send_dead_letter)

@@ -169,10 +169,11 @@ async def send_output(
     key: bytes | None,
     value: bytes,
     headers: HeadersArg | None = None,
+    timestamp: float | None = None,
 ) -> None:
     """Send a record written on behalf of `event` in the transaction of `event`'s partition,
-    which commits it together with `event`'s offset. Raises StaleBatch if that transaction
-    is no longer this batch's."""
+    which commits it together with `event`'s offset (stamped `timestamp`, in seconds, or
+    now). Raises StaleBatch if that transaction is no longer this batch's."""
     fence.check()
     app = event.app
     producer = cast(Producer, app.producer)
@@ -180,7 +181,7 @@ async def send_output(
     if tid not in producer._transaction_producers:
         raise StaleBatch(f"no open transaction {tid}")
     try:
-        await producer.send(topic, key, value, None, None, headers, transactional_id=tid)
+        await producer.send(topic, key, value, None, timestamp, headers, transactional_id=tid)
     except IllegalOperation:
         # Not in a transaction: aborted at a revocation while this send waited for it.
         fence.check()

@@ -106,7 +106,13 @@ async def enrich(
             continue
         if profile is _FAILED:
             continue
-        value = wire.enriched_event(parsed.model_dump(mode="json"), profile, enriched_at)
+        message = event.message
+        value = wire.enriched_event(
+            parsed.model_dump(mode="json"),
+            profile,
+            enriched_at,
+            (message.topic, message.partition, message.offset),
+        )
         outputs.append((event, event.message.key or parsed.customer_id.encode(), value))
     await publish(outputs)
     metrics.EVENTS.labels(Stage.ENRICHMENT, "enriched").inc(len(plan.events) - duplicates)

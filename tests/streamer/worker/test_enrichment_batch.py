@@ -74,6 +74,7 @@ def test_forwarded_value_is_the_event_with_the_profile_it_joined() -> None:
         "event_seq": "1",  # the profile's update sequence rides along
     }
     assert enriched.enriched_at == 42
+    assert orjson.loads(value)["source"]["topic"] == "customer-events"
 
 
 def test_a_key_that_is_not_the_customer_is_refused() -> None:
@@ -102,6 +103,9 @@ def test_a_duplicate_is_counted_once_and_not_forwarded_but_a_redelivery_is() -> 
 
     assert [o[0] for o in sinks.outputs] == [first, redelivered]
     assert store.profiles["alice"]["page_views"] == "1"
+    # Both copies name the message they came from, so counting can tell them apart.
+    sources = {parse_enriched(o[2]).source for o in sinks.outputs}
+    assert sources == {(first.message.partition, first.message.offset)}
     assert sinks.letters == []
 
 
